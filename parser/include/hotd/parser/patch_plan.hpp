@@ -1,0 +1,67 @@
+// The diff between two versions of a module: a patch plan the agent can apply in order.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hotd/parser/definition.hpp"
+
+namespace hotd::parser {
+
+enum class ChangeOp {
+  Update,  // a function's code, signature, defaults, docstring or annotations changed: swap in place
+  Shift,   // only its position changed: move line numbers (co_firstlineno), do not recompile
+  Add,     // a new function or class: execute it in its namespace
+  Delete,  // a function or class no longer exists: remove it from its namespace
+  Exec,    // a new or changed module or class statement: re-run it, in order
+  Rude,    // cannot be applied faithfully in place; `reason` says why and what to do
+  Skip,    // nothing to do (main block, comments or formatting, a removed statement); `reason` says why
+};
+
+std::string_view to_string(ChangeOp);
+
+struct Change {
+  ChangeOp op = ChangeOp::Update;
+  DefinitionKind kind = DefinitionKind::Statement;
+  std::string kind_name;            // function, method, staticmethod, classmethod, property, class, statement, main, module
+  std::string qualname;             // empty for statements, the main block and the module
+  PropertyAccessor accessor = PropertyAccessor::None;
+  std::uint32_t occurrence = 0;
+
+  // 1-based lines: in the new file, or in the old file for deletes and removed statements.
+  std::uint32_t line = 0;
+  std::uint32_t end_line = 0;
+  std::optional<std::uint32_t> old_line;  // where the definition was in the old file (matched ones)
+  bool in_old_file = false;               // deletes and removed statements: `line` is in the old file
+
+  std::string reason;  // rude and skip: for the user; update: an optional detail
+  // Update, add, exec: the full source lines of the definition (decorators included), to compile at
+  // `line`; `scope` holds one header line per enclosing class or block, innermost last, with the
+  // original indentation ("class Cart:", blocks as "if True:"), so that compiling
+  // "\n" * (line - 1 - scope.size()) + scope lines + source gives the right lines, qualname and
+  // `__class__` cell.
+  std::string source;
+  std::vector<std::string> scope;
+
+  std::vector<std::string> decorators;
+  std::vector<std::string> binds;  // exec: names the statement binds
+  bool in_function = false;        // a definition nested in a function: part of the outer function's code
+  bool is_docstring = false;       // exec of a module or class docstring
+  bool is_async = false;
+  bool is_generator = false;
+  std::string label;               // statements: their first line, shortened, for people
+};
+
+struct Plan {
+  bool ok = true;                      // false: NEW has syntax errors and nothing may be applied
+  std::vector<SyntaxError> errors;     // of NEW
+  std::vector<Change> changes;         // in the order to apply them
+};
+
+// Diffs `before` (what runs) against `after` (what was saved). Matching is by key in hash maps,
+// linear in the number of definitions.
+Plan diff_modules(const Module& before, const Module& after);
+
+}  // namespace hotd::parser

@@ -1,0 +1,257 @@
+// The definition model: what is found, how it is named, and that an incrementally updated document
+// always equals a fresh parse of the same text.
+#include <random>
+#include <sstream>
+#include <string>
+
+#include <doctest/doctest.h>
+
+#include "expected_output.hpp"
+#include "hotd/parser/python_document.hpp"
+
+using namespace hotd;
+using parser::DefinitionKind;
+using parser::Module;
+
+namespace {
+
+// Every field of every definition, one line each, so that two models compare as text.
+std::string describe(const Module& module) {
+  std::ostringstream out;
+  for (const parser::Definition& d : module.definitions) {
+    out << parser::kind_name(d) << " " << d.qualname << " #" << d.occurrence << " acc=" << to_string(d.accessor)
+        << " fm=" << to_string(d.field_model) << " span=" << d.span.start_byte << "-" << d.span.end_byte << " "
+        << d.span.start.line << ":" << d.span.start.column << "-" << d.span.end.line << ":" << d.span.end.column
+        << " header=" << d.header_line << " async=" << d.is_async << " gen=" << d.is_generator
+        << " infn=" << d.in_function << " block=" << d.is_block << " doc=" << d.docstring.value_or("-")
+        << " slots=" << d.binds_slots << " isdoc=" << d.is_docstring << " h=" << d.content_hash << "/"
+        << d.layout_hash << "/" << d.header_hash << " parent=" << d.parent << " children=";
+    for (const auto child : d.children) out << child << ",";
+    out << " decorators=";
+    for (const auto& decorator : d.decorators) out << decorator << ";";
+    out << " binds=";
+    for (const auto& name : d.binds) out << name << ";";
+    out << "\n";
+  }
+  out << "top=";
+  for (const auto index : module.top_level) out << index << ",";
+  out << "\nerrors=";
+  for (const auto& error : module.errors) {
+    out << error.start.line << ":" << error.start.column << " " << error.message << ";";
+  }
+  return out.str();
+}
+
+// Reports the first differing line, which is far more readable than two whole models.
+void check_same_model(const Module& incremental, const Module& fresh, const std::string& what) {
+  const std::string a = describe(incremental);
+  const std::string b = describe(fresh);
+  if (a == b) {
+    CHECK(true);
+    return;
+  }
+  std::istringstream left(a), right(b);
+  std::string l, r;
+  int line = 0;
+  while (std::getline(left, l) && std::getline(right, r) && l == r) ++line;
+  FAIL_CHECK(what << ": incremental model differs from a fresh parse at definition " << line << "\n  incremental: "
+                  << l << "\n  fresh:       " << r);
+}
+
+const parser::Definition& find(const Module& module, const std::string& qualname, unsigned occurrence = 0) {
+  for (const auto& d : module.definitions) {
+    if (d.qualname == qualname && d.occurrence == occurrence) return d;
+  }
+  FAIL("no definition " << qualname);
+  throw;
+}
+
+}  // namespace
+
+TEST_CASE("qualified names follow Python's __qualname__") {
+  const Module m = parser::parse_module(
+      "class A:\n"
+      "    class B:\n"
+      "        def m(self):\n"
+      "            def inner():\n"
+      "                class Local:\n"
+      "                    def lm(self): pass\n"
+      "                return Local\n"
+      "            return inner\n"
+      "def f():\n"
+      "    lambda: 0\n"
+      "    if True:\n"
+      "        def g(): pass\n");
+  CHECK(find(m, "A").kind == DefinitionKind::Class);
+  CHECK(find(m, "A.B.m").role == parser::FunctionRole::Method);
+  CHECK(find(m, "A.B.m.<locals>.inner").in_function);
+  CHECK(find(m, "A.B.m.<locals>.inner.<locals>.Local.lm").in_function);
+  CHECK(find(m, "f.<locals>.g").in_function);
+  CHECK(m.top_level.size() == 2);
+}
+
+TEST_CASE("methods: static, class, property accessors are distinct definitions") {
+  const Module m = parser::parse_module(
+      "class C:\n"
+      "    @staticmethod\n"
+      "    def s(): pass\n"
+      "    @classmethod\n"
+      "    def c(cls): pass\n"
+      "    @property\n"
+      "    def x(self): return 1\n"
+      "    @x.setter\n"
+      "    def x(self, v): pass\n"
+      "    @x.deleter\n"
+      "    def x(self): pass\n");
+  CHECK(find(m, "C.s").role == parser::FunctionRole::StaticMethod);
+  CHECK(find(m, "C.c").role == parser::FunctionRole::ClassMethod);
+  int getters = 0, setters = 0, deleters = 0;
+  for (const auto& d : m.definitions) {
+    if (d.qualname != "C.x") continue;
+    CHECK(d.role == parser::FunctionRole::Property);
+    CHECK(d.occurrence == 0);  // each accessor is the first of its kind
+    getters += d.accessor == parser::PropertyAccessor::None;
+    setters += d.accessor == parser::PropertyAccessor::Setter;
+    deleters += d.accessor == parser::PropertyAccessor::Deleter;
+  }
+  CHECK(getters == 1);
+  CHECK(setters == 1);
+  CHECK(deleters == 1);
+  CHECK(find(m, "C.x").decorators == std::vector<std::string>{"property"});
+}
+
+TEST_CASE("flags: async, generators (not counting nested ones), docstrings") {
+  const Module m = parser::parse_module(
+      "async def a():\n"
+      "    '''Doc.'''\n"
+      "    await x\n"
+      "def g():\n"
+      "    yield 1\n"
+      "def not_g():\n"
+      "    def inner():\n"
+      "        yield 2\n"
+      "    return [y for y in (lambda: (yield))()]\n");
+  CHECK(find(m, "a").is_async);
+  CHECK(find(m, "a").docstring.value_or("") == "'''Doc.'''");
+  CHECK(find(m, "g").is_generator);
+  CHECK_FALSE(find(m, "not_g").is_generator);
+  CHECK(find(m, "not_g.<locals>.inner").is_generator);
+}
+
+TEST_CASE("conditional definitions are definitions, with occurrences") {
+  const Module m = parser::parse_module(
+      "import sys\n"
+      "if sys.platform == 'linux':\n"
+      "    def f(): return 1\n"
+      "else:\n"
+      "    def f(): return 2\n"
+      "try:\n"
+      "    from fast import g\n"
+      "except ImportError:\n"
+      "    def g(): return 3\n"
+      "if __name__ == '__main__':\n"
+      "    def h(): pass\n");
+  CHECK(find(m, "f", 0).span.start.line == 2);
+  CHECK(find(m, "f", 1).span.start.line == 4);
+  CHECK(find(m, "g").kind == DefinitionKind::Function);
+  const auto& block = m.definitions[find(m, "f").parent];
+  CHECK(block.is_block);
+  CHECK(block.kind == DefinitionKind::Statement);
+  bool main_found = false;
+  for (const auto& d : m.definitions) {
+    CHECK(d.qualname != "h");  // the main block is opaque
+    main_found |= d.kind == DefinitionKind::MainBlock;
+  }
+  CHECK(main_found);
+}
+
+TEST_CASE("statements bind names; classes know their field model") {
+  const Module m = parser::parse_module(
+      "import os.path, json as j\n"
+      "from a import b, c as d\n"
+      "x, (y, *z) = w = 1, (2, 3)\n"
+      "obj.attr = 3\n"
+      "from enum import Enum\n"
+      "class Color(Enum):\n"
+      "    RED = 1\n"
+      "class Shade(Color):\n"
+      "    pass\n"
+      "@dataclasses.dataclass(frozen=True)\n"
+      "class P:\n"
+      "    __slots__ = ('x',)\n"
+      "    x: int\n");
+  CHECK(m.definitions[0].binds == std::vector<std::string>{"os", "j"});
+  CHECK(m.definitions[1].binds == std::vector<std::string>{"b", "d"});
+  CHECK(m.definitions[2].binds == std::vector<std::string>{"x", "y", "z", "w"});
+  CHECK(m.definitions[3].binds.empty());
+  CHECK(find(m, "Color").field_model == parser::FieldModel::Enum);
+  CHECK(find(m, "Shade").field_model == parser::FieldModel::Enum);
+  CHECK(find(m, "P").field_model == parser::FieldModel::Dataclass);
+  bool slots = false;
+  for (const auto& d : m.definitions) slots |= d.binds_slots;
+  CHECK(slots);
+}
+
+TEST_CASE("comments and formatting do not change the content hash, but new lines change the layout") {
+  const Module a = parser::parse_module("def f(a,b):\n    return a+b\n");
+  const Module b = parser::parse_module("def f(a, b):  # adds\n    return a + b  # sum\n");
+  const Module c = parser::parse_module("def f(a, b):\n    # a new line\n    return a + b\n");
+  const Module d = parser::parse_module("def f(a, b):\n    return a - b\n");
+  CHECK(a.definitions[0].content_hash == b.definitions[0].content_hash);
+  CHECK(a.definitions[0].layout_hash == b.definitions[0].layout_hash);
+  CHECK(a.definitions[0].content_hash == c.definitions[0].content_hash);
+  CHECK(a.definitions[0].layout_hash != c.definitions[0].layout_hash);
+  CHECK(a.definitions[0].content_hash != d.definitions[0].content_hash);
+}
+
+TEST_CASE("parsing never fails: syntax errors come with the definitions that could be read") {
+  const Module m = parser::parse_module("def ok():\n    return 1\n\ndef broken(:\n    pass\n\ndef later():\n    pass\n");
+  REQUIRE(m.has_errors());
+  CHECK(m.errors[0].start.line == 3);
+  CHECK(find(m, "ok").kind == DefinitionKind::Function);
+  CHECK(find(m, "later").kind == DefinitionKind::Function);
+
+  const Module empty = parser::parse_module("");
+  CHECK(empty.definitions.empty());
+  CHECK_FALSE(empty.has_errors());
+}
+
+TEST_CASE("incremental update equals a fresh parse, for every fixture in both directions") {
+  for (const auto& entry : std::filesystem::directory_iterator(testing::fixtures_dir() / "diff")) {
+    const std::string before = testing::read_text(entry.path() / "before.py");
+    const std::string after = testing::read_text(entry.path() / "after.py");
+    parser::PythonDocument forward(before);
+    forward.update(after);
+    check_same_model(forward.module(), parser::parse_module(after), entry.path().filename().string() + " forward");
+    parser::PythonDocument backward(after);
+    backward.update(before);
+    check_same_model(backward.module(), parser::parse_module(before), entry.path().filename().string() + " backward");
+  }
+}
+
+TEST_CASE("incremental update equals a fresh parse under hundreds of random edits") {
+  std::string source;
+  for (int i = 0; i < 40; ++i) {
+    source += "class C" + std::to_string(i) + "(Base):\n    '''Doc.'''\n    X = " + std::to_string(i) +
+              "\n\n    def m(self, a=1):\n        # comment\n        return a + " + std::to_string(i) +
+              "\n\n    @property\n    def p(self):\n        return 1\n\n";
+    source += "def f" + std::to_string(i) + "(x):\n    def g():\n        return x\n    return g\n\n";
+    source += "if FLAG:\n    def c" + std::to_string(i) + "(): pass\n\n";
+  }
+  const std::vector<std::string> snippets = {
+      "\n", "# note\n", "    ", "x = 1\n", "def new():\n    pass\n", "(", ")", ":", "class K:\n    pass\n",
+      "\"\"\"", "yield 3\n", "@deco\n", "  # trailing", "if __name__ == '__main__':\n    run()\n", "é", "\r\n"};
+  std::mt19937 random(20261122);
+  parser::PythonDocument document(source);
+  for (int step = 0; step < 300; ++step) {
+    std::string next = document.source();
+    const std::size_t at = next.empty() ? 0 : random() % next.size();
+    switch (random() % 3) {
+      case 0: next.insert(at, snippets[random() % snippets.size()]); break;
+      case 1: next.erase(at, 1 + random() % 40); break;
+      default: next[at] = "abcxyz =()\n:#"[random() % 13]; break;
+    }
+    document.update(next);
+    check_same_model(document.module(), parser::parse_module(next), "random edit " + std::to_string(step));
+  }
+}
