@@ -374,6 +374,7 @@ class Differ {
     change.occurrence = definition.occurrence;
     change.line = definition.span.start.line + 1;
     change.end_line = definition.span.end.line + 1;
+    change.header_line = definition.header_line + 1;
     change.decorators = definition.decorators;
     change.in_function = definition.in_function;
     change.is_docstring = definition.is_docstring;

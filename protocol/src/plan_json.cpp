@@ -41,6 +41,7 @@ json change_to_json(const parser::Change& change) {
   };
   if (change.kind == parser::DefinitionKind::Function || change.kind == parser::DefinitionKind::Class) {
     out["occurrence"] = change.occurrence;
+    out["header_line"] = change.header_line;
     if (change.accessor != parser::PropertyAccessor::None) out["accessor"] = parser::to_string(change.accessor);
   }
   if (change.old_line) out["old_line"] = *change.old_line;

@@ -33,6 +33,7 @@ struct Change {
   // 1-based lines: in the new file, or in the old file for deletes and removed statements.
   std::uint32_t line = 0;
   std::uint32_t end_line = 0;
+  std::uint32_t header_line = 0;  // the `def`/`class` keyword's line; lines before it are decorators
   std::optional<std::uint32_t> old_line;  // where the definition was in the old file (matched ones)
   bool in_old_file = false;               // deletes and removed statements: `line` is in the old file
 
