@@ -1,0 +1,609 @@
+"""Apply a hotd patch plan (docs/PROTOCOL.md) to the live modules of one file.
+
+Semantics and the result schema are documented for users in docs/PATCHING.md. In short:
+compile everything first (a compile error applies nothing), then apply the changes in plan order
+in one step with the GIL switch interval raised, so other threads see the whole save at once.
+Changed functions keep their identity (new ``__code__`` in the old object); statements re-run only
+when they changed; rude edits and skips change nothing.
+
+Cost: everything here is proportional to the size of the file, its module and class namespaces and
+the threads' stacks, never to the number of objects in the process, except for updates of functions
+nested in functions (``in_function``), whose existing closures are found with gc.get_referrers.
+"""
+
+import sys
+import time
+import types
+
+from . import hooks
+
+_KEEP = "__hotd_keep__"  # the identity decorator that stands in for decorators on update
+_SWITCH_INTERVAL = 5.0  # seconds: long enough that no other thread runs during the apply step
+_MAX_UNWRAP = 16  # wrapper chains are short; bound the walk in case of self-referencing objects
+
+# Names a class body stores for itself; never copied onto the live class.
+_CLASS_BOOKKEEPING = frozenset(
+    ("__module__", "__qualname__", "__classcell__", "__firstlineno__", "__static_attributes__", "__doc__")
+)
+
+_OP_STATUS = {"update": "updated", "add": "added", "delete": "deleted", "shift": "shifted", "exec": "executed"}
+
+
+class _Failure(Exception):
+    """A change that cannot be applied, with the status to report (``skipped``, ``rude``, ``failed``)."""
+
+    def __init__(self, status, message):
+        Exception.__init__(self, message)
+        self.status = status
+        self.message = message
+
+
+def apply_plan(plan, filename, modules):
+    """Apply ``plan`` (parsed ``hotd diff --json``) to each module loaded from ``filename``.
+
+    Returns ``{"ok", "elapsed_ms", "results"}``; see docs/PATCHING.md for the result schema.
+    """
+    start = time.perf_counter()
+    changes = plan.get("changes") or []
+    if not plan.get("ok", True):
+        results = [_plan_syntax_result(error, filename) for error in plan.get("errors") or [{}]]
+        return _finish(start, results)
+
+    compiled = {}  # (change index, compiler flags) -> code object
+    for module in modules:
+        flags = _future_flags(module)
+        for index, change in enumerate(changes):
+            text = _text_to_compile(change)
+            if text is None or (index, flags) in compiled:
+                continue
+            try:
+                compiled[(index, flags)] = compile(text, filename, "exec", flags, True)
+            except SyntaxError as error:
+                return _finish(start, _compile_failure(changes, modules, error))
+
+    running = _running_code_counts() if any(c.get("op") == "update" for c in changes) else {}
+    results = []
+    notifications = []
+    with hooks.patching():
+        saved_interval = sys.getswitchinterval()
+        sys.setswitchinterval(_SWITCH_INTERVAL)
+        try:
+            for module in modules:
+                session = _ModulePatch(module, filename, running, notifications)
+                flags = _future_flags(module)
+                for index, change in enumerate(changes):
+                    results.append(session.apply(change, compiled.get((index, flags))))
+        finally:
+            sys.setswitchinterval(saved_interval)
+        _notify(notifications)
+    linecache = sys.modules.get("linecache")
+    if linecache is not None:
+        linecache.checkcache(filename)
+    return _finish(start, results)
+
+
+def _finish(start, results):
+    ok = all(r["status"] not in ("rude", "failed") for r in results)
+    return {"ok": ok, "elapsed_ms": (time.perf_counter() - start) * 1000.0, "results": results}
+
+
+def _result(change, module_name, status, message=""):
+    return {
+        "op": change.get("op"),
+        "kind": change.get("kind"),
+        "qualname": change.get("qualname"),
+        "line": change.get("line"),
+        "status": status,
+        "message": message,
+        "module": module_name,
+        "stale": [],
+        "running_frames": 0,
+        "caches_cleared": [],
+        "error": None,
+    }
+
+
+def _plan_syntax_result(error, filename):
+    result = _result({"op": None, "kind": "module", "line": error.get("line")}, None, "failed",
+                     "the new text has a syntax error: nothing was applied")
+    result["error"] = {
+        "type": "SyntaxError",
+        "message": "%s (%s, line %s)" % (error.get("message", "syntax error"), filename, error.get("line")),
+        "traceback": "",
+    }
+    return result
+
+
+def _compile_failure(changes, modules, error):
+    described = _error_dict(error)
+    results = []
+    for module in modules:
+        for change in changes or [{"kind": "module"}]:
+            result = _result(change, module.__name__, "failed",
+                             "line %s: %s: nothing was applied" % (error.lineno, error.msg))
+            result["error"] = described
+            results.append(result)
+    return results
+
+
+def _error_dict(error):
+    import traceback  # only on failure; imports nothing thread-related
+
+    return {
+        "type": type(error).__name__,
+        "message": str(error),
+        "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
+    }
+
+
+def _future_flags(module):
+    """Compiler flags of the module's ``from __future__`` imports, so recompiled code behaves the same."""
+    import __future__
+
+    flags = 0
+    for value in vars(module).values():
+        if isinstance(value, __future__._Feature):
+            flags |= value.compiler_flag
+    return flags
+
+
+def _text_to_compile(change):
+    """The padded text of docs/PROTOCOL.md, with decorators neutralized for updates; None if no source."""
+    source = change.get("source")
+    if source is None or change.get("in_function") or change.get("op") not in ("update", "add", "exec"):
+        return None
+    scope = change.get("scope") or []
+    line = change["line"]
+    if change["op"] == "update" and change.get("header_line", line) > line:
+        # Decorators must not run again: one identity decorator keeps co_firstlineno on `line`,
+        # blank lines keep every later line where it is.
+        lines = source.splitlines(True)
+        decorator_count = change["header_line"] - line
+        first = lines[0]
+        indent = first[: len(first) - len(first.lstrip())]
+        source = indent + "@" + _KEEP + "\n" + "\n" * (decorator_count - 1) + "".join(lines[decorator_count:])
+    return "\n" * (line - 1 - len(scope)) + "".join(h + "\n" for h in scope) + source
+
+
+def _running_code_counts():
+    """How many frames of all threads currently execute each code object (bounded by stack depth)."""
+    counts = {}
+    for frame in sys._current_frames().values():
+        while frame is not None:
+            counts[frame.f_code] = counts.get(frame.f_code, 0) + 1
+            frame = frame.f_back
+    return counts
+
+
+def _notify(notifications):
+    for obj, event, result in notifications:
+        for callback in hooks.callbacks_for(obj):
+            try:
+                callback(obj, event)
+            except Exception as error:  # a hook must not undo or hide the patch
+                result["message"] = (result["message"] + "; " if result["message"] else "") + \
+                    "on_patch callback raised %s: %s" % (type(error).__name__, error)
+                if result["error"] is None:
+                    result["error"] = _error_dict(error)
+
+
+def _class_path(scope):
+    """Names of the classes in a change's scope (``if True:`` block headers are transparent)."""
+    names = []
+    for header in scope:
+        header = header.strip()
+        if header.startswith("class "):
+            names.append(header[len("class "):].split("(")[0].split(":")[0].strip())
+    return names
+
+
+def _mangle(name, class_name):
+    """The key under which a class body stores ``name`` (private name mangling)."""
+    if class_name and name.startswith("__") and not name.endswith("__"):
+        stripped = class_name.lstrip("_")
+        if stripped:
+            return "_" + stripped + name
+    return name
+
+
+def _shift_code(code, delta):
+    consts = tuple(_shift_code(c, delta) if isinstance(c, types.CodeType) else c for c in code.co_consts)
+    return code.replace(co_firstlineno=code.co_firstlineno + delta, co_consts=consts)
+
+
+def _find_code(code, name, firstlineno):
+    """The code object nested (at any depth) in ``code`` with this name and first line."""
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            if const.co_name == name and const.co_firstlineno == firstlineno:
+                return const
+            found = _find_code(const, name, firstlineno)
+            if found is not None:
+                return found
+    return None
+
+
+def _describe(obj):
+    return "%s at %#x" % (getattr(obj, "__qualname__", type(obj).__name__), id(obj))
+
+
+class _Binding:
+    """Where a definition lives: the namespace owner (module or class), its key, and the unwrap chain
+    from the bound object down to the function (wrappers, staticmethod, property, ``__wrapped__``)."""
+
+    def __init__(self, owner, key, chain):
+        self.owner = owner
+        self.key = key
+        self.chain = chain
+
+    @property
+    def function(self):
+        return self.chain[-1]
+
+
+class _ModulePatch:
+    """Applies the changes of one plan to one module, in order."""
+
+    def __init__(self, module, filename, running, notifications):
+        self.module = module
+        self.namespace = vars(module)
+        self.filename = filename
+        self.running = running
+        self.notifications = notifications
+        # qualname -> (old code, new code) of functions updated here, for in_function changes.
+        self.swapped = {}
+
+    # -- dispatch ------------------------------------------------------------------------------
+
+    def apply(self, change, code):
+        op = change.get("op")
+        result = _result(change, self.module.__name__, _OP_STATUS.get(op, "skipped"))
+        try:
+            if op == "rude":
+                raise _Failure("rude", change.get("reason", ""))
+            if op == "skip":
+                raise _Failure("skipped", change.get("reason", ""))
+            handler = getattr(self, "_" + op, None)
+            if handler is None:
+                raise _Failure("failed", "unknown op %r" % (op,))
+            handler(change, code, result)
+        except _Failure as failure:
+            result["status"] = failure.status
+            result["message"] = failure.message
+        except Exception as error:  # user code raised (a statement, a default, a decorator)
+            result["status"] = "failed"
+            result["message"] = "%s: %s" % (type(error).__name__, error)
+            result["error"] = _error_dict(error)
+        return result
+
+    # -- namespaces ----------------------------------------------------------------------------
+
+    def _resolve_class(self, class_names):
+        owner = self.module
+        for name in class_names:
+            namespace = vars(owner)
+            key = _mangle(name, owner.__name__ if isinstance(owner, type) else None)
+            owner = namespace.get(key)
+            if not isinstance(owner, type):
+                raise _Failure("skipped", "class `%s` is not defined in the running module" % ".".join(class_names))
+        return None if owner is self.module else owner
+
+    def _exec_in_scope(self, code, class_names, extra=None, module_locals=None):
+        """Run compiled wrapper ``code`` in the definition's scope without running the class headers.
+
+        In a class: run the innermost class-body code with locals seeded from the live class (so
+        class-level names resolve, as at class creation) and point its ``__class__`` cell at the live
+        class. At module level: run the module code with ``module_locals`` (the module dict itself
+        when None). Returns (class or None, namespace after, namespace before for classes)."""
+        cls = self._resolve_class(class_names)
+        if cls is None:
+            namespace = self.namespace if module_locals is None else module_locals
+            if extra:
+                namespace.update(extra)
+            exec(code, self.namespace, namespace)
+            return None, namespace, None
+        body = code
+        for name in class_names:
+            body = next(c for c in body.co_consts if isinstance(c, types.CodeType) and c.co_name == name)
+        before = dict(vars(cls))
+        namespace = dict(before)
+        if extra:
+            namespace.update(extra)
+        exec(body, self.namespace, namespace)
+        cell = namespace.get("__classcell__")
+        if cell is not None:
+            cell.cell_contents = cls
+        return cls, namespace, before
+
+    def _locate(self, change):
+        """The live binding of a function-like definition, checked to be this very definition."""
+        parts = change["qualname"].split(".")
+        cls = self._resolve_class(parts[:-1])
+        owner = self.module if cls is None else cls
+        key = _mangle(parts[-1], cls.__name__ if cls is not None else None)
+        if key not in vars(owner):
+            raise _Failure("skipped", "`%s` is not defined in the running module" % change["qualname"])
+        chain = _unwrap(vars(owner)[key], change.get("accessor"), parts[-1])
+        function = chain[-1]
+        if not isinstance(function, types.FunctionType) or function.__code__.co_name != parts[-1]:
+            raise _Failure("skipped", "`%s` is bound to %s, not to a function of this file that hotd can "
+                           "follow (a decorator that keeps no __wrapped__?)" % (change["qualname"], _describe(chain[0])))
+        expected = change.get("old_line", change["line"] if change.get("in_old_file") else None)
+        if function.__code__.co_filename != self.filename or (
+                expected is not None and function.__code__.co_firstlineno != expected):
+            raise _Failure("skipped", "the running `%s` was defined at %s:%d, not by this definition (line %s): "
+                           "another definition of the same name is the one in use"
+                           % (change["qualname"], function.__code__.co_filename,
+                              function.__code__.co_firstlineno, expected))
+        return _Binding(owner, key, chain)
+
+    # -- ops -----------------------------------------------------------------------------------
+
+    def _update(self, change, code, result):
+        if change.get("in_function"):
+            return self._update_closures(change, result)
+        if change.get("kind") == "class":
+            raise _Failure("skipped", "a class header update has nothing to apply in place")
+        binding = self._locate(change)
+        old = binding.function
+        parts = change["qualname"].split(".")
+        cls, namespace, _ = self._exec_in_scope(code, parts[:-1], {_KEEP: _identity}, module_locals={})
+        new = namespace[binding.key]
+        if not isinstance(new, types.FunctionType):
+            raise _Failure("failed", "recompiling `%s` did not produce a function" % change["qualname"])
+        old_code = old.__code__
+        result["running_frames"] = self.running.get(old_code, 0)
+        if old_code.co_freevars == new.__code__.co_freevars:
+            _transplant(old, new)
+            self.swapped[change["qualname"]] = (old_code, new.__code__)
+        else:
+            self._replace_function(change, binding, new, cls, result)
+            self.swapped[change["qualname"]] = (old_code, new.__code__)
+        for obj in binding.chain[:-1]:
+            clear = getattr(obj, "cache_clear", None)
+            if callable(clear):
+                clear()
+                result["caches_cleared"].append(getattr(obj, "__qualname__", change["qualname"]))
+        if result["running_frames"]:
+            result["message"] = ("%d frame(s) still run the old code and finish on it; "
+                                 "the next call runs the new code" % result["running_frames"])
+        for obj in binding.chain:
+            self.notifications.append((obj, "updated", result))
+
+    def _replace_function(self, change, binding, new, cls, result):
+        """The new code needs other free variables (e.g. it starts using super()): ``__code__`` cannot be
+        swapped, so install a new function object in the class where the old one was."""
+        old = binding.function
+        container = binding.chain[0] if len(binding.chain) > 1 else None
+        if cls is None or len(binding.chain) > 2 or not (
+                container is None or isinstance(container, (staticmethod, classmethod, property))):
+            raise _Failure("rude", "`%s` now uses other free variables (%s -> %s) and is wrapped where hotd "
+                           "cannot reinstall it; restart the process to apply it"
+                           % (change["qualname"], ", ".join(old.__code__.co_freevars) or "none",
+                              ", ".join(new.__code__.co_freevars) or "none"))
+        new.__dict__.update(old.__dict__)
+        if container is None:
+            installed = new
+        elif isinstance(container, property):
+            accessor = change.get("accessor")
+            installed = {"setter": container.setter, "deleter": container.deleter}.get(accessor, container.getter)(new)
+        else:
+            installed = type(container)(new)
+        setattr(cls, binding.key, installed)
+        result["stale"].append("%s: references taken before this save (bound methods, stored callbacks) keep "
+                               "the old function, because its free variables changed (%s -> %s)"
+                               % (_describe(old), ", ".join(old.__code__.co_freevars) or "none",
+                                  ", ".join(new.__code__.co_freevars) or "none"))
+        result["message"] = "installed a new function object: the free variables changed"
+
+    def _update_closures(self, change, result):
+        """Existing closures of a changed nested function follow when their free variables did not change.
+        Finding them needs gc.get_referrers: the one place whose cost grows with the heap."""
+        outer = change["qualname"].split(".<locals>.")[0]
+        if outer not in self.swapped:
+            raise _Failure("skipped", "the enclosing function `%s` was not updated in this module" % outer)
+        outer_old, outer_new = self.swapped[outer]
+        name = change["qualname"].rsplit(".", 1)[-1]
+        old_inner = _find_code(outer_old, name, change.get("old_line"))
+        new_inner = _find_code(outer_new, name, change["line"])
+        if old_inner is None or new_inner is None:
+            result["message"] = "new closures get the new code with `%s`" % outer
+            return
+        result["running_frames"] = self.running.get(old_inner, 0)
+        import gc
+
+        updated = 0
+        for referrer in gc.get_referrers(old_inner):
+            if not isinstance(referrer, types.FunctionType) or referrer.__code__ is not old_inner:
+                continue
+            if old_inner.co_freevars == new_inner.co_freevars:
+                referrer.__code__ = new_inner
+                updated += 1
+                self.notifications.append((referrer, "updated", result))
+            else:
+                result["stale"].append("%s: an existing closure keeps the old code, its free variables changed "
+                                       "(%s -> %s)" % (_describe(referrer), ", ".join(old_inner.co_freevars),
+                                                       ", ".join(new_inner.co_freevars)))
+        result["message"] = "%d existing closure(s) updated; new closures get the new code with `%s`" % (updated, outer)
+
+    def _add(self, change, code, result):
+        if change.get("in_function"):
+            result["message"] = "part of the new code of the enclosing function"
+            return
+        class_names = _class_path(change.get("scope") or [])
+        cls, namespace, _ = self._exec_in_scope(code, class_names)
+        if cls is not None:
+            key = _mangle(change["qualname"].rsplit(".", 1)[-1], cls.__name__)
+            setattr(cls, key, namespace[key])
+
+    def _delete(self, change, code, result):
+        if change.get("in_function"):
+            result["message"] = "removed from the new code of the enclosing function"
+            return
+        parts = change["qualname"].split(".")
+        if change.get("kind") == "class":
+            cls = self._resolve_class(parts[:-1])
+            owner = self.module if cls is None else cls
+            key = _mangle(parts[-1], cls.__name__ if cls is not None else None)
+            if key not in vars(owner):
+                raise _Failure("skipped", "`%s` is already gone" % change["qualname"])
+            delattr(owner, key)
+            return
+        binding = self._locate(change)
+        accessor = change.get("accessor")
+        container = binding.chain[0]
+        if accessor and isinstance(container, property):
+            setattr(binding.owner, binding.key,
+                    property(container.fget, None if accessor == "setter" else container.fset,
+                             None if accessor == "deleter" else container.fdel, container.__doc__))
+        else:
+            delattr(binding.owner, binding.key)
+        for obj in binding.chain:
+            self.notifications.append((obj, "deleted", result))
+
+    def _shift(self, change, code, result):
+        delta = change["line"] - change["old_line"]
+        if change.get("in_function"):
+            result["message"] = "moved with the enclosing function"
+            return
+        if change.get("kind") == "class":
+            cls = self._resolve_class(change["qualname"].split("."))
+            count = _shift_class(cls, delta, self.filename)
+            result["message"] = "%d function(s) moved by %+d line(s)" % (count, delta)
+            return
+        function = self._locate(change).function
+        function.__code__ = _shift_code(function.__code__, delta)
+
+    def _exec(self, change, code, result):
+        class_names = _class_path(change.get("scope") or [])
+        result["message"] = change.get("label", "")
+        if change.get("docstring"):
+            doc = eval(compile(change["source"].strip(), self.filename, "eval"), {})
+            cls = self._resolve_class(class_names)
+            if cls is None:
+                self.module.__doc__ = doc
+            else:
+                cls.__doc__ = doc
+            return
+        cls = self._resolve_class(class_names)
+        before = dict(self.namespace) if cls is None else None
+        kept = []
+        try:
+            cls, namespace, class_before = self._exec_in_scope(code, class_names)
+        finally:
+            if cls is None:  # also after an error: keep identities of what was rebound before it
+                kept = self._keep_rebound_functions(before, self.namespace, result)
+        if cls is not None:
+            before = class_before
+            for key, value in namespace.items():
+                if key in _CLASS_BOOKKEEPING or before.get(key, _MISSING) is value:
+                    continue
+                previous = before.get(key)
+                if _transplantable(previous, value, self.filename):
+                    _transplant(previous, value)
+                    kept.append(key)
+                    self.notifications.append((previous, "updated", result))
+                else:
+                    setattr(cls, key, value)
+        if kept:
+            result["message"] += " (kept the function object of: %s)" % ", ".join(kept)
+
+    def _keep_rebound_functions(self, before, namespace, result):
+        """After a module statement ran: names that held a function of this file and now hold a new one
+        get the old object back, with the new code in it (identity kept)."""
+        kept = []
+        for key, value in list(namespace.items()):
+            previous = before.get(key)
+            if previous is not value and _transplantable(previous, value, self.filename):
+                _transplant(previous, value)
+                namespace[key] = previous
+                kept.append(key)
+                self.notifications.append((previous, "updated", result))
+        return kept
+
+
+_MISSING = object()
+
+
+def _identity(function):
+    return function
+
+
+def _unwrap(obj, accessor, name):
+    """From a bound object down to the function it wraps: staticmethod/classmethod/bound method
+    ``__func__``, property accessors, ``__wrapped__`` chains (functools.wraps, lru_cache),
+    cached_property ``func``, and as a last resort a function of that name in a wrapper's closure."""
+    chain = [obj]
+    for _ in range(_MAX_UNWRAP):
+        if isinstance(obj, (staticmethod, classmethod, types.MethodType)):
+            obj = obj.__func__
+        elif isinstance(obj, property):
+            obj = {"setter": obj.fset, "deleter": obj.fdel}.get(accessor, obj.fget)
+        elif isinstance(obj, types.FunctionType) and "__wrapped__" not in obj.__dict__:
+            if obj.__code__.co_name == name or not obj.__closure__:
+                return chain
+            inner = [c.cell_contents for c in obj.__closure__ if _cell_holds_function_named(c, name)]
+            if len(inner) != 1:
+                return chain
+            obj = inner[0]
+        else:
+            wrapped = getattr(obj, "__wrapped__", None)
+            if wrapped is None:
+                func = getattr(obj, "func", None)  # functools.cached_property
+                if not isinstance(func, types.FunctionType):
+                    return chain
+                wrapped = func
+            obj = wrapped
+        chain.append(obj)
+    return chain
+
+
+def _cell_holds_function_named(cell, name):
+    try:
+        value = cell.cell_contents
+    except ValueError:  # empty cell
+        return False
+    return isinstance(value, types.FunctionType) and value.__code__.co_name == name
+
+
+def _transplantable(old, new, filename):
+    return (isinstance(old, types.FunctionType) and isinstance(new, types.FunctionType)
+            and old.__code__.co_filename == filename and new.__code__.co_filename == filename
+            and old.__code__.co_freevars == new.__code__.co_freevars)
+
+
+def _transplant(old, new):
+    """Put what a def evaluates into the existing function object: references to it follow."""
+    old.__code__ = new.__code__
+    old.__defaults__ = new.__defaults__
+    old.__kwdefaults__ = new.__kwdefaults__
+    old.__doc__ = new.__doc__
+    old.__annotations__ = new.__annotations__
+
+
+def _shift_class(cls, delta, filename, seen=None):
+    """Move every function defined in ``cls`` (and its nested classes) by ``delta`` lines."""
+    seen = set() if seen is None else seen
+    if id(cls) in seen:
+        return 0
+    seen.add(id(cls))
+    count = 0
+    prefix = cls.__qualname__ + "."
+    for key, value in list(vars(cls).items()):
+        if isinstance(value, type):
+            if value.__qualname__.startswith(prefix) and value.__module__ == cls.__module__:
+                count += _shift_class(value, delta, filename, seen)
+            continue
+        targets = []
+        if isinstance(value, property):
+            targets = [f for f in (value.fget, value.fset, value.fdel) if f is not None]
+        else:
+            targets = [_unwrap(value, None, getattr(value, "__name__", key))[-1]]
+        for function in targets:
+            if (isinstance(function, types.FunctionType) and function.__code__.co_filename == filename
+                    and function.__qualname__.startswith(prefix)):
+                function.__code__ = _shift_code(function.__code__, delta)
+                count += 1
+    if "__firstlineno__" in vars(cls):  # 3.13+: what inspect.getsource uses for classes
+        cls.__firstlineno__ += delta
+    return count

@@ -1,0 +1,157 @@
+"""Runs inside the interpreter under test, one process per case; the runner talks to it.
+
+Protocol: one JSON object per line. The runner sends a `load` request, then either an `apply`
+request (today's in-process mechanism) or nothing (a daemon patches the process from outside), then
+`check` with the patch result. Every reply is {"ok": bool, ...}; a failure carries "traceback".
+
+Only stdlib modules that the agent also tolerates are imported here: no threading, so cases can check
+that patching does not import it.
+"""
+
+import _thread
+import importlib.util
+import json
+import sys
+import traceback
+import types
+
+_protocol_out = sys.stdout
+sys.stdout = sys.stderr  # prints of user code must not corrupt the protocol
+
+RESULT_KEYS = {"op", "kind", "qualname", "line", "status", "message", "module", "stale",
+               "running_frames", "caches_cleared", "error"}
+STATUSES = {"updated", "added", "deleted", "shifted", "executed", "skipped", "rude", "failed"}
+
+
+def send(obj):
+    _protocol_out.write(json.dumps(obj) + "\n")
+    _protocol_out.flush()
+
+
+def load_agent(package_dir):
+    """Load hotd_agent by path, not via sys.path, and register it: what the native agent does."""
+    spec = importlib.util.spec_from_file_location(
+        "hotd_agent", package_dir + "/__init__.py", submodule_search_locations=[package_dir])
+    agent = importlib.util.module_from_spec(spec)
+    sys.modules["hotd_agent"] = agent
+    spec.loader.exec_module(agent)
+    return agent
+
+
+def load_module(name, path, register):
+    """Execute the case file as a module named `name` (`__main__` runs its main block)."""
+    module = types.ModuleType(name)
+    module.__file__ = path
+    if register:
+        sys.modules[name] = module
+    with open(path) as f:
+        code = compile(f.read(), path, "exec")
+    exec(code, vars(module))
+    return module
+
+
+def check_schema(result):
+    assert set(result) == {"ok", "elapsed_ms", "results"}, sorted(result)
+    assert isinstance(result["ok"], bool) and isinstance(result["elapsed_ms"], float)
+    for r in result["results"]:
+        assert set(r) == RESULT_KEYS, sorted(r)
+        assert r["status"] in STATUSES, r["status"]
+        assert isinstance(r["stale"], list) and isinstance(r["caches_cleared"], list)
+        assert isinstance(r["running_frames"], int)
+        assert r["error"] is None or set(r["error"]) == {"type", "message", "traceback"}
+    assert result["ok"] == all(r["status"] not in ("rude", "failed") for r in result["results"])
+
+
+def make_helpers(ns):
+    def results(module="mod", **filters):
+        """Results of the patch for `module` whose fields equal `filters`."""
+        return [r for r in ns["result"]["results"]
+                if (module is None or r["module"] == module)
+                and all(r.get(k) == v for k, v in filters.items())]
+
+    def only(module="mod", **filters):
+        """The one result matching `filters`."""
+        found = results(module, **filters)
+        assert len(found) == 1, "expected one result for %r, got %r" % (filters, ns["result"]["results"])
+        return found[0]
+
+    def statuses(module="mod"):
+        return sorted(r["status"] for r in results(module))
+
+    def raises(exc_type, func, *args, **kwargs):
+        try:
+            func(*args, **kwargs)
+        except exc_type as error:
+            return error
+        raise AssertionError("%s not raised" % exc_type.__name__)
+
+    def last_line(func, *args):
+        """The line of the innermost frame of the exception that `func(*args)` raises."""
+        try:
+            func(*args)
+        except Exception as error:
+            return traceback.extract_tb(error.__traceback__)[-1].lineno
+        raise AssertionError("no exception raised")
+
+    return {"results": results, "only": only, "statuses": statuses, "raises": raises, "last_line": last_line}
+
+
+def apply_in_thread(agent, plan, filename, modules):
+    """Call apply_plan from a thread Python did not start through `threading`, like the native agent."""
+    done = _thread.allocate_lock()
+    done.acquire()
+    box = {}
+
+    def run():
+        try:
+            box["result"] = agent.patcher.apply_plan(plan, filename, modules)
+        except BaseException:
+            box["traceback"] = traceback.format_exc()
+        finally:
+            done.release()
+
+    _thread.start_new_thread(run, ())
+    done.acquire()
+    return box
+
+
+def main():
+    ns = {}
+    modules = []
+    agent = None
+    for line in sys.stdin:
+        request = json.loads(line)
+        cmd = request["cmd"]
+        try:
+            if cmd == "load":
+                agent = load_agent(request["agent"])
+                path = request["path"]
+                sys.path.insert(0, request["workdir"])
+                if request.get("as_main"):
+                    modules.append(load_module("__main__", path, False))
+                mod = load_module("mod", path, True)
+                modules.append(mod)
+                ns.update(mod=mod, main=modules[0] if request.get("as_main") else None, hotd_agent=agent,
+                          sys=sys, modules_before=set(sys.modules))
+                ns.update(make_helpers(ns))
+                exec(compile(request["setup"], "<setup>", "exec"), ns)
+                send({"ok": True})
+            elif cmd == "apply":
+                box = apply_in_thread(agent, request["plan"], request["filename"], modules)
+                if "traceback" in box:
+                    send({"ok": False, "traceback": "apply_plan raised:\n" + box["traceback"]})
+                else:
+                    send({"ok": True, "result": box["result"]})
+            elif cmd == "check":
+                ns["result"] = request["result"]
+                check_schema(ns["result"])
+                exec(compile(request["check"], "<check>", "exec"), ns)
+                send({"ok": True})
+            else:
+                send({"ok": False, "traceback": "unknown command %r" % cmd})
+        except BaseException:
+            send({"ok": False, "traceback": traceback.format_exc()})
+
+
+if __name__ == "__main__":
+    main()
