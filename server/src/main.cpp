@@ -3,7 +3,29 @@
 
 #include <CLI/CLI.hpp>
 
+#include "daemon_commands.hpp"
 #include "source_commands.hpp"
+
+namespace {
+
+// `hotd run` takes options up to the script (or -m module); everything after belongs to the program.
+CLI::App* add_run_command(CLI::App& app, hotd::cli::RunOptions& run) {
+  CLI::App* command = app.add_subcommand("run", "Run a Python program with live patching: script.py [args...] or -m module [args...].");
+  command->prefix_command();
+  command->add_option("--python", run.python, "Interpreter to run (default: python3 on PATH, so an active venv is used)");
+  command->add_option("-m", run.module, "Run a library module as a script, like python -m");
+  command->add_flag("--no-watch", run.no_watch, "Do not watch the program's directory for saved .py files");
+  command->add_option("--watch", run.watch, "Also watch this directory (repeatable)")->type_name("DIR");
+  command->add_flag("-q,--quiet", run.quiet, "Print nothing about patches");
+  command->add_flag("-v,--verbose", run.verbose, "Print every patch event, with timings");
+  command->footer(
+      "The program runs as `python script.py args` would: same argv, sys.path[0], __file__, exit status, signals.\n"
+      "Saves of its files (by an editor with hotd, `hotd patch`, or any editor when watching) patch it live;\n"
+      "one line per event goes to stderr: `hotd: updated shop.price (line 12)`.");
+  return command;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"hotd: save a Python file, see the new code running in your live processes."};
@@ -25,6 +47,38 @@ int main(int argc, char** argv) {
   outline_command->add_option("FILE", outline.path, "A Python source file")->required();
   outline_command->add_flag("--json", outline.json, "Print the definition tree as JSON");
 
+  hotd::cli::RunOptions run;
+  CLI::App* run_command = add_run_command(app, run);
+
+  hotd::cli::PatchOptions patch;
+  CLI::App* patch_command = app.add_subcommand(
+      "patch", "Send FILE's current content as a save, wait for every process that loaded it, and print the results.");
+  patch_command->add_option("FILE", patch.path, "The saved Python file")->required();
+  patch_command->add_flag("--json", patch.json, "Print the results as JSON");
+  patch_command->add_option("--timeout", patch.timeout_seconds, "Seconds to wait for all processes (default 30)");
+  patch_command->footer("Exit status: 0 when every process applied everything, 1 when any part was rude or failed, 2 on errors.");
+
+  bool ps_json = false;
+  CLI::App* ps_command = app.add_subcommand("ps", "List the Python processes attached to hotd.");
+  ps_command->add_flag("--json", ps_json, "Print as JSON");
+
+  bool status_json = false;
+  CLI::App* status_command = app.add_subcommand("status", "Show the daemon: pid, uptime, socket, editors and processes.");
+  status_command->add_flag("--json", status_json, "Print as JSON");
+
+  int detach_pid = 0;
+  CLI::App* detach_command = app.add_subcommand("detach", "Stop patching a process (it keeps running; patched code stays).");
+  detach_command->add_option("PID", detach_pid, "Process id")->required();
+
+  hotd::cli::ServeOptions serve;
+  CLI::App* serve_command = app.add_subcommand(
+      "serve", "Start the daemon (other commands start it when needed). It runs in the background unless --foreground.");
+  serve_command->add_flag("--foreground", serve.foreground, "Stay in the foreground and log to stderr");
+  serve_command->add_flag("--quiet", serve.quiet, "Print nothing on success");
+  serve_command->add_option("--patch-timeout-ms", serve.patch_timeout_ms, "How long a process may take to answer a patch");
+
+  CLI::App* stop_command = app.add_subcommand("stop", "Stop the daemon. Attached processes keep running and reconnect to the next one.");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -40,5 +94,19 @@ int main(int argc, char** argv) {
 
   if (*diff_command) return hotd::cli::run_diff(diff);
   if (*outline_command) return hotd::cli::run_outline(outline);
+  if (*run_command) {
+    run.command = run_command->remaining();
+    if (run.module.empty() && run.command.empty()) {
+      std::cerr << "hotd run: give a script (hotd run app.py) or a module (hotd run -m package.app)\n";
+      return hotd::cli::kExitUsage;
+    }
+    return hotd::cli::run_run(run);
+  }
+  if (*patch_command) return hotd::cli::run_patch(patch);
+  if (*ps_command) return hotd::cli::run_ps(ps_json);
+  if (*status_command) return hotd::cli::run_status(status_json);
+  if (*detach_command) return hotd::cli::run_detach(detach_pid);
+  if (*serve_command) return hotd::cli::run_serve(serve);
+  if (*stop_command) return hotd::cli::run_stop();
   return hotd::cli::kExitUsage;
 }

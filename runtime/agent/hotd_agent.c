@@ -1,0 +1,475 @@
+// The native half of the hotd agent, loaded into a target Python process (by `hotd run`'s bootstrap
+// through ctypes, or by `hotd attach` through ptrace + dlopen).
+//
+// `hotd_agent_start` only starts a thread: it may be called on a hijacked thread that holds the
+// loader lock and maybe the GIL, where calling into Python could deadlock. The thread connects to the
+// daemon and waits in poll() without the GIL, so an idle agent costs no CPU; it takes the GIL only
+// to hand a message to the Python half (hotd_agent.link) and to send what that returns.
+//
+// The CPython C API is resolved at run time (dlsym), never linked: one binary serves Python 3.8 to
+// 3.13, and Debian's python3, which has libpython inside the executable, is not given a second copy.
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HOTD_EXPORT __attribute__((visibility("default")))
+#define MAX_MESSAGE_BYTES (64u * 1024u * 1024u)
+
+typedef struct _object PyObject;
+typedef int PyGILState_STATE;
+
+// The few C API functions the agent uses; all stable from 3.8 to 3.13.
+static struct {
+  int (*Py_IsInitialized)(void);
+  int (*IsFinalizing)(void);  // Py_IsFinalizing (3.13) or _Py_IsFinalizing (3.7-3.12)
+  PyGILState_STATE (*PyGILState_Ensure)(void);
+  void (*PyGILState_Release)(PyGILState_STATE);
+  int (*PyRun_SimpleString)(const char*);
+  PyObject* (*PyImport_ImportModule)(const char*);
+  PyObject* (*PyObject_GetAttrString)(PyObject*, const char*);
+  PyObject* (*PyBytes_FromStringAndSize)(const char*, ssize_t);
+  int (*PyBytes_AsStringAndSize)(PyObject*, char**, ssize_t*);
+  PyObject* (*PyObject_CallFunctionObjArgs)(PyObject*, ...);
+  int (*PyObject_IsTrue)(PyObject*);
+  void (*Py_DecRef)(PyObject*);
+  void (*PyErr_Print)(void);
+} py;
+
+static atomic_int agent_running;  // 1 while the agent thread lives; makes start idempotent
+
+struct agent {
+  char* config;          // "key=value\n" lines from the starter
+  char* socket_path;     // from config `socket=`
+  char* package_dir;     // from config `package=`: the hotd_agent Python package
+  int wake_pipe[2];      // written by Python's import hook: "new modules, please drain"
+  PyObject* link;        // hotd_agent.link, once loaded
+};
+
+static void debug(const char* format, ...) {
+  static int enabled = -1;
+  if (enabled < 0) enabled = getenv("HOTD_AGENT_DEBUG") != NULL;
+  if (!enabled) return;
+  va_list args;
+  va_start(args, format);
+  fprintf(stderr, "hotd agent [%d]: ", (int)getpid());
+  vfprintf(stderr, format, args);
+  fputc('\n', stderr);
+  va_end(args);
+}
+
+static void sleep_ms(long ms) {
+  struct timespec delay = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&delay, &delay) != 0 && errno == EINTR) {
+  }
+}
+
+// --- Resolving the C API --------------------------------------------------------------------
+
+// Where libpython is a shared library, its symbols may not be global: find it in our own maps.
+static void* find_libpython(void) {
+  FILE* maps = fopen("/proc/self/maps", "r");
+  if (!maps) return NULL;
+  char line[4096];
+  void* handle = NULL;
+  while (!handle && fgets(line, sizeof line, maps)) {
+    char* path = strchr(line, '/');
+    if (!path || !strstr(path, "libpython3")) continue;
+    path[strcspn(path, "\n")] = '\0';
+    handle = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+  }
+  fclose(maps);
+  return handle;
+}
+
+static int resolve_python_api(void) {
+  void* scope = RTLD_DEFAULT;  // NULL: not a failure value here
+  if (!dlsym(scope, "Py_IsInitialized")) {
+    scope = find_libpython();
+    if (!scope) return -1;
+  }
+#define RESOLVE(name)                                  \
+  do {                                                 \
+    *(void**)(&py.name) = dlsym(scope, #name);         \
+    if (!py.name) {                                    \
+      debug("missing C API function %s", #name);      \
+      return -1;                                       \
+    }                                                  \
+  } while (0)
+  RESOLVE(Py_IsInitialized);
+  RESOLVE(PyGILState_Ensure);
+  RESOLVE(PyGILState_Release);
+  RESOLVE(PyRun_SimpleString);
+  RESOLVE(PyImport_ImportModule);
+  RESOLVE(PyObject_GetAttrString);
+  RESOLVE(PyBytes_FromStringAndSize);
+  RESOLVE(PyBytes_AsStringAndSize);
+  RESOLVE(PyObject_CallFunctionObjArgs);
+  RESOLVE(PyObject_IsTrue);
+  RESOLVE(Py_DecRef);
+  RESOLVE(PyErr_Print);
+#undef RESOLVE
+  *(void**)(&py.IsFinalizing) = dlsym(scope, "Py_IsFinalizing");
+  if (!py.IsFinalizing) *(void**)(&py.IsFinalizing) = dlsym(scope, "_Py_IsFinalizing");
+  return 0;
+}
+
+// A thread calling PyGILState_Ensure during finalization is terminated by the interpreter; check
+// first, and stop instead.
+static int finalizing(void) { return !py.Py_IsInitialized() || (py.IsFinalizing && py.IsFinalizing()); }
+
+// --- Config ---------------------------------------------------------------------------------
+
+static char* config_value(const char* config, const char* key) {
+  const size_t key_length = strlen(key);
+  for (const char* line = config; line && *line;) {
+    const char* end = strchr(line, '\n');
+    const size_t length = end ? (size_t)(end - line) : strlen(line);
+    if (length > key_length && strncmp(line, key, key_length) == 0 && line[key_length] == '=') {
+      return strndup(line + key_length + 1, length - key_length - 1);
+    }
+    line = end ? end + 1 : NULL;
+  }
+  return NULL;
+}
+
+// --- Socket I/O -----------------------------------------------------------------------------
+
+static int connect_daemon(const char* path) {
+  struct sockaddr_un address = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof address.sun_path) return -1;
+  strcpy(address.sun_path, path);
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (connect(fd, (struct sockaddr*)&address, sizeof address) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+static int write_all(int fd, const char* data, size_t size) {
+  while (size > 0) {
+    const ssize_t written = send(fd, data, size, MSG_NOSIGNAL);
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    data += written;
+    size -= (size_t)written;
+  }
+  return 0;
+}
+
+static int send_framed(int fd, const char* body, size_t size) {
+  char header[64];
+  const int header_size = snprintf(header, sizeof header, "Content-Length: %zu\r\n\r\n", size);
+  return write_all(fd, header, (size_t)header_size) == 0 ? write_all(fd, body, size) : -1;
+}
+
+struct buffer {
+  char* data;
+  size_t size;
+  size_t capacity;
+};
+
+static int buffer_append(struct buffer* buffer, const char* data, size_t size) {
+  if (buffer->size + size > buffer->capacity) {
+    size_t capacity = buffer->capacity ? buffer->capacity : 65536;
+    while (capacity < buffer->size + size) capacity *= 2;
+    char* grown = realloc(buffer->data, capacity);
+    if (!grown) return -1;
+    buffer->data = grown;
+    buffer->capacity = capacity;
+  }
+  memcpy(buffer->data + buffer->size, data, size);
+  buffer->size += size;
+  return 0;
+}
+
+// Takes one complete message body out of `buffer`. Returns 1 with *body/*size set (body points
+// into the buffer until the next call), 0 when more bytes are needed, -1 on a malformed stream.
+static int next_frame(struct buffer* buffer, size_t* consumed, const char** body, size_t* size) {
+  const char* start = buffer->data + *consumed;
+  const size_t available = buffer->size - *consumed;
+  const char* end = memmem(start, available, "\r\n\r\n", 4);
+  if (!end) return available > 8192 ? -1 : 0;
+  size_t length = 0;
+  int found = 0;
+  for (const char* line = start; line < end;) {
+    const char* line_end = memmem(line, (size_t)(end - line) + 2, "\r\n", 2);
+    if (strncasecmp(line, "Content-Length:", 15) == 0) {
+      char* parsed_end = NULL;
+      const unsigned long long value = strtoull(line + 15, &parsed_end, 10);
+      if (parsed_end == line + 15 || value > MAX_MESSAGE_BYTES) return -1;
+      length = (size_t)value;
+      found = 1;
+    }
+    line = line_end + 2;
+  }
+  if (!found) return -1;
+  const size_t header_size = (size_t)(end - start) + 4;
+  if (available < header_size + length) return 0;
+  *body = end + 4;
+  *size = length;
+  *consumed += header_size + length;
+  return 1;
+}
+
+// --- Calling the Python half ----------------------------------------------------------------
+
+// Loads hotd_agent from its directory without touching sys.path, registered as `hotd_agent` so that
+// user code can `import hotd_agent` for the hooks API.
+static int load_python_half(struct agent* agent) {
+  if (agent->link) return 0;
+  size_t size = strlen(agent->package_dir) * 2 + 1024;
+  char* code = malloc(size);
+  if (!code) return -1;
+  char escaped[8192];
+  size_t j = 0;
+  for (const char* p = agent->package_dir; *p && j < sizeof escaped - 2; ++p) {
+    if (*p == '\\' || *p == '\'') escaped[j++] = '\\';
+    escaped[j++] = *p;
+  }
+  escaped[j] = '\0';
+  snprintf(code, size,
+           "import sys\n"
+           "if 'hotd_agent' not in sys.modules:\n"
+           "    import importlib.util as _u\n"
+           "    _s = _u.spec_from_file_location('hotd_agent', '%s/__init__.py', "
+           "submodule_search_locations=['%s'])\n"
+           "    _m = _u.module_from_spec(_s)\n"
+           "    sys.modules['hotd_agent'] = _m\n"
+           "    _s.loader.exec_module(_m)\n"
+           "    del _u, _s, _m\n",
+           escaped, escaped);
+  const int status = py.PyRun_SimpleString(code);
+  free(code);
+  if (status != 0) return -1;
+  agent->link = py.PyImport_ImportModule("hotd_agent.link");
+  if (!agent->link) {
+    py.PyErr_Print();
+    return -1;
+  }
+  return 0;
+}
+
+// Calls hotd_agent.link.<function>(argument bytes) and returns a malloc'd copy of the bytes it
+// returns (possibly empty), or NULL on error. Must hold the GIL.
+static char* call_link(struct agent* agent, const char* function, const char* data, size_t size, size_t* out_size) {
+  char* result = NULL;
+  PyObject* callable = py.PyObject_GetAttrString(agent->link, function);
+  if (!callable) {
+    py.PyErr_Print();
+    return NULL;
+  }
+  PyObject* argument = py.PyBytes_FromStringAndSize(data, (ssize_t)size);
+  PyObject* returned = argument ? py.PyObject_CallFunctionObjArgs(callable, argument, NULL) : NULL;
+  char* bytes = NULL;
+  ssize_t length = 0;
+  if (returned && py.PyBytes_AsStringAndSize(returned, &bytes, &length) == 0) {
+    result = malloc((size_t)length + 1);
+    if (result) {
+      memcpy(result, bytes, (size_t)length);
+      *out_size = (size_t)length;
+    }
+  } else {
+    py.PyErr_Print();
+  }
+  if (returned) py.Py_DecRef(returned);
+  if (argument) py.Py_DecRef(argument);
+  py.Py_DecRef(callable);
+  return result;
+}
+
+static int stop_requested(struct agent* agent) {
+  PyObject* flag = py.PyObject_GetAttrString(agent->link, "stop_requested");
+  if (!flag) return 0;
+  const int stop = py.PyObject_IsTrue(flag) == 1;
+  py.Py_DecRef(flag);
+  return stop;
+}
+
+// Runs `function` in Python with the GIL and sends what it returns. Returns -1 when the socket
+// failed, 1 when Python asked the agent to stop, 0 otherwise.
+static int exchange(struct agent* agent, int fd, const char* function, const char* data, size_t size) {
+  if (finalizing()) return 1;
+  const PyGILState_STATE gil = py.PyGILState_Ensure();
+  size_t reply_size = 0;
+  char* reply = call_link(agent, function, data, size, &reply_size);
+  const int stop = stop_requested(agent);
+  py.PyGILState_Release(gil);
+  int status = 0;
+  if (reply && reply_size > 0 && send_framed(fd, reply, reply_size) != 0) status = -1;
+  free(reply);
+  return stop ? 1 : status;
+}
+
+// --- The agent thread -----------------------------------------------------------------------
+
+static void announce_waiting(int fd) {
+  char body[160];
+  const int size = snprintf(body, sizeof body,
+                            "{\"jsonrpc\":\"2.0\",\"method\":\"agent/waitingForGil\",\"params\":{\"pid\":%d}}",
+                            (int)getpid());
+  send_framed(fd, body, (size_t)size);
+}
+
+// Serves one connection until it closes (returns 0) or the agent must stop (returns 1).
+static int serve_connection(struct agent* agent, int fd) {
+  announce_waiting(fd);
+  if (finalizing()) return 1;
+  const PyGILState_STATE gil = py.PyGILState_Ensure();
+  const int loaded = load_python_half(agent);
+  py.PyGILState_Release(gil);
+  if (loaded != 0) return 1;
+
+  // The config goes to Python with the wake pipe's write end, for its import hook.
+  char wake[64];
+  snprintf(wake, sizeof wake, "\nwake_fd=%d\n", agent->wake_pipe[1]);
+  size_t config_size = strlen(agent->config) + strlen(wake) + 1;
+  char* config = malloc(config_size);
+  if (!config) return 1;
+  snprintf(config, config_size, "%s%s", agent->config, wake);
+  int status = exchange(agent, fd, "registration", config, strlen(config));
+  free(config);
+  if (status != 0) return status > 0 ? 1 : 0;
+
+  struct buffer input = {0};
+  int result = 0;
+  for (;;) {
+    struct pollfd fds[2] = {{.fd = fd, .events = POLLIN}, {.fd = agent->wake_pipe[0], .events = POLLIN}};
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (fds[1].revents & POLLIN) {
+      char drain[256];
+      while (read(agent->wake_pipe[0], drain, sizeof drain) > 0) {
+      }
+      status = exchange(agent, fd, "drain", "", 0);
+      if (status != 0) {
+        result = status > 0;
+        break;
+      }
+    }
+    if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+    char chunk[65536];
+    const ssize_t received = recv(fd, chunk, sizeof chunk, 0);
+    if (received < 0 && errno == EINTR) continue;
+    if (received <= 0 || buffer_append(&input, chunk, (size_t)received) != 0) break;
+    size_t consumed = 0;
+    const char* body;
+    size_t size;
+    int framed;
+    while ((framed = next_frame(&input, &consumed, &body, &size)) == 1) {
+      status = exchange(agent, fd, "handle", body, size);
+      if (status != 0) break;
+    }
+    if (framed < 0 || status != 0) {
+      result = status > 0;
+      break;
+    }
+    memmove(input.data, input.data + consumed, input.size - consumed);
+    input.size -= consumed;
+  }
+  free(input.data);
+  return result;
+}
+
+static void* agent_main(void* argument) {
+  struct agent* agent = argument;
+  if (resolve_python_api() != 0) {
+    debug("no CPython C API in this process");
+    goto done;
+  }
+  for (int waited = 0; !py.Py_IsInitialized(); waited += 10) {
+    if (waited > 30000) goto done;
+    sleep_ms(10);
+  }
+  // Reconnect with growing delays when the daemon goes away: the process keeps running unharmed and
+  // patching resumes when a daemon is back.
+  long delay = 20;
+  for (;;) {
+    if (finalizing()) break;
+    const int fd = connect_daemon(agent->socket_path);
+    if (fd < 0) {
+      sleep_ms(delay);
+      delay = delay < 1000 ? delay * 2 : 1000;
+      continue;
+    }
+    delay = 20;
+    debug("connected to %s", agent->socket_path);
+    const int stop = serve_connection(agent, fd);
+    close(fd);
+    if (stop) break;
+    debug("daemon connection lost; reconnecting");
+  }
+done:
+  debug("agent stopped");
+  close(agent->wake_pipe[0]);
+  close(agent->wake_pipe[1]);
+  free(agent->config);
+  free(agent->socket_path);
+  free(agent->package_dir);
+  free(agent);
+  atomic_store(&agent_running, 0);
+  return NULL;
+}
+
+// Starts the agent thread. `config` holds "key=value" lines: `socket=` (the daemon's socket),
+// `package=` (the hotd_agent Python package directory), and settings passed on to Python.
+// Returns 0 when started, 1 when an agent already runs in this process, -1 on error.
+HOTD_EXPORT int hotd_agent_start(const char* config) {
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&agent_running, &expected, 1)) return 1;
+  struct agent* agent = calloc(1, sizeof *agent);
+  if (!agent) goto fail;
+  agent->config = strdup(config ? config : "");
+  agent->socket_path = config_value(agent->config, "socket");
+  agent->package_dir = config_value(agent->config, "package");
+  if (!agent->socket_path || !agent->package_dir) goto fail_agent;
+  if (pipe2(agent->wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) goto fail_agent;
+
+  // No signal may be delivered to the agent thread: the target's handlers expect its own threads.
+  sigset_t all, previous;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &previous);
+  pthread_attr_t attributes;
+  pthread_attr_init(&attributes);
+  pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+  pthread_t thread;
+  const int created = pthread_create(&thread, &attributes, agent_main, agent);
+  pthread_attr_destroy(&attributes);
+  pthread_sigmask(SIG_SETMASK, &previous, NULL);
+  if (created != 0) {
+    close(agent->wake_pipe[0]);
+    close(agent->wake_pipe[1]);
+    goto fail_agent;
+  }
+  return 0;
+
+fail_agent:
+  if (agent) {
+    free(agent->config);
+    free(agent->socket_path);
+    free(agent->package_dir);
+    free(agent);
+  }
+fail:
+  atomic_store(&agent_running, 0);
+  return -1;
+}

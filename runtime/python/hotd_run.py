@@ -1,0 +1,89 @@
+"""Bootstrap of `hotd run`: start the agent, then run the program as `python` itself would.
+
+`hotd run` executes `<python> hotd_run.py (script | -m module) args...` with HOTD_AGENT_LIB and
+HOTD_AGENT_CONFIG in the environment. The program must not notice the difference from a plain run:
+sys.argv, sys.path[0], __file__, the `__main__` module (pickling of its classes, multiprocessing),
+exit status, signals and stdin are those of `python script args`.
+"""
+
+import os
+import sys
+
+
+def _start_agent():
+    library = os.environ.pop("HOTD_AGENT_LIB", None)
+    config = os.environ.pop("HOTD_AGENT_CONFIG", None)
+    if not library or not config:
+        sys.stderr.write("hotd: the bootstrap was started without an agent; use `hotd run`\n")
+        sys.exit(2)
+    import ctypes
+
+    agent = ctypes.CDLL(library)
+    agent.hotd_agent_start.argtypes = [ctypes.c_char_p]
+    if agent.hotd_agent_start(config.encode("utf-8")) < 0:
+        sys.stderr.write("hotd: could not start the agent; the program runs without live patching\n")
+
+
+def _run_script(path, args):
+    import types
+
+    # Python 3.9+ gives __main__ an absolute __file__; sys.path[0] is the script's real directory.
+    file = os.path.abspath(path) if sys.version_info >= (3, 9) else path
+    sys.argv[:] = [path] + args
+    sys.path[0] = os.path.dirname(os.path.realpath(path))
+    try:
+        with open(path, "rb") as source_file:
+            source = source_file.read()
+    except OSError as error:
+        sys.stderr.write("%s: can't open file %r: [Errno %d] %s\n" % (sys.executable, path, error.errno, error.strerror))
+        sys.exit(2)
+    code = compile(source, file, "exec", dont_inherit=True)
+    main = types.ModuleType("__main__")
+    main.__file__ = file
+    main.__cached__ = None
+    main.__builtins__ = __builtins__
+    sys.modules["__main__"] = main
+    exec(code, main.__dict__)
+
+
+def _run_module(name, args):
+    import runpy
+
+    sys.argv[:] = ["-m"] + args  # runpy puts the module's path in argv[0], as `python -m` does
+    sys.path[0] = os.getcwd()
+    runpy._run_module_as_main(name, alter_argv=True)
+
+
+def main():
+    if len(sys.argv) < 2 or (sys.argv[1] == "-m" and len(sys.argv) < 3):
+        sys.stderr.write("usage: hotd run [options] (script.py | -m module) [args...]\n")
+        sys.exit(2)
+    _start_agent()
+    try:
+        if sys.argv[1] == "-m":
+            _run_module(sys.argv[2], sys.argv[3:])
+        else:
+            _run_script(sys.argv[1], sys.argv[2:])
+    except SystemExit:
+        raise
+    except BaseException as error:
+        _exit_like_python(error)
+
+
+def _exit_like_python(error):
+    """Print the traceback without the bootstrap's frames and exit as the interpreter would."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    sys.excepthook(type(error), error, tb)
+    if isinstance(error, KeyboardInterrupt):
+        import signal
+
+        sys.stderr.flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,495 @@
+#include "daemon.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include <boost/asio.hpp>
+#include <nlohmann/json.hpp>
+
+#include "directory_watcher.hpp"
+#include "hotd/protocol/framing.hpp"
+#include "patch_coordinator.hpp"
+
+namespace hotd::server {
+
+namespace asio = boost::asio;
+using nlohmann::json;
+using Socket = asio::local::stream_protocol::socket;
+
+namespace {
+
+constexpr std::size_t kMaxQueuedBytes = 64 * 1024 * 1024;  // a client that stops reading is dropped
+
+void log_line(const std::string& message) {
+  const std::time_t now = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", std::localtime(&now));
+  std::cerr << stamp << " " << message << std::endl;
+}
+
+std::optional<std::string> read_whole_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream content;
+  content << in.rdbuf();
+  return content.str();
+}
+
+std::string canonical_path(const std::string& path) {
+  std::error_code error;
+  const auto canonical = std::filesystem::weakly_canonical(std::filesystem::absolute(path, error), error);
+  return error ? path : canonical.string();
+}
+
+json error_object(int code, const std::string& message) { return {{"code", code}, {"message", message}}; }
+
+}  // namespace
+
+class Daemon;
+
+// One peer on the socket: an agent, a command-line client or (later) an editor.
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  enum class Role { Unknown, Agent, Client };
+
+  Connection(Daemon& daemon, Socket socket, int uid, int pid)
+      : daemon_(daemon), socket_(std::move(socket)), peer_uid_(uid), peer_pid_(pid) {}
+
+  void start() { read(); }
+  void send(const json& message);
+  void close();
+
+  Role role = Role::Unknown;
+  AgentId agent = 0;
+  int agent_pid = 0;
+  bool waiting_for_gil = false;
+  std::uint64_t next_request_id = 1;
+  struct Outstanding {
+    std::string key;
+    std::uint64_t save;
+    std::shared_ptr<asio::steady_timer> timer;
+  };
+  std::map<std::uint64_t, Outstanding> outstanding;  // patch requests sent to this agent
+  int peer_uid() const { return peer_uid_; }
+  int peer_pid() const { return peer_pid_; }
+  bool open() const { return open_; }
+
+ private:
+  void read();
+  void write_next();
+
+  Daemon& daemon_;
+  Socket socket_;
+  int peer_uid_;
+  int peer_pid_;
+  protocol::FrameDecoder decoder_;
+  std::array<char, 64 * 1024> buffer_{};
+  std::deque<std::string> outbox_;
+  std::size_t queued_bytes_ = 0;
+  bool writing_ = false;
+  bool open_ = true;
+};
+
+class Daemon {
+ public:
+  Daemon(const RuntimeDir& dir, int listen_fd, const DaemonOptions& options)
+      : dir_(dir),
+        options_(options),
+        acceptor_(io_, asio::local::stream_protocol(), listen_fd),
+        signals_(io_, SIGINT, SIGTERM),
+        watcher_descriptor_(io_),
+        coordinator_(read_whole_file, canonical_path),
+        started_(std::chrono::steady_clock::now()) {}
+
+  int run() {
+    accept();
+    signals_.async_wait([this](const boost::system::error_code& error, int signal) {
+      if (!error) {
+        log_line("stopping on signal " + std::to_string(signal));
+        stop();
+      }
+    });
+    if (watcher_.fd() >= 0) {
+      watcher_descriptor_.assign(::dup(watcher_.fd()));
+      wait_for_saves();
+    }
+    log_line("hotd daemon " + std::to_string(getpid()) + " serving on " + dir_.socket());
+    io_.run();
+    ::unlink(dir_.socket().c_str());
+    log_line("stopped");
+    return 0;
+  }
+
+  void stop() {
+    acceptor_.close();
+    signals_.cancel();
+    watcher_descriptor_.close();
+    for (const auto& connection : std::set(connections_)) connection->close();
+    io_.stop();
+  }
+
+  void handle(const std::shared_ptr<Connection>& connection, const std::string& body);
+  void closed(const std::shared_ptr<Connection>& connection);
+  asio::io_context& io() { return io_; }
+
+ private:
+  void accept() {
+    acceptor_.async_accept([this](const boost::system::error_code& error, Socket socket) {
+      if (error) {
+        if (error != asio::error::operation_aborted) accept();
+        return;
+      }
+      ucred credentials{};
+      socklen_t size = sizeof credentials;
+      if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &credentials, &size) != 0 ||
+          (credentials.uid != ::geteuid() && credentials.uid != 0)) {
+        log_line("refused a connection from uid " + std::to_string(credentials.uid) + " (pid " +
+                 std::to_string(credentials.pid) + "): only uid " + std::to_string(::geteuid()) + " may connect");
+        boost::system::error_code ignored;
+        socket.close(ignored);
+      } else {
+        auto connection =
+            std::make_shared<Connection>(*this, std::move(socket), static_cast<int>(credentials.uid), credentials.pid);
+        connections_.insert(connection);
+        connection->start();
+      }
+      accept();
+    });
+  }
+
+  void wait_for_saves() {
+    watcher_descriptor_.async_wait(asio::posix::stream_descriptor::wait_read,
+                                   [this](const boost::system::error_code& error) {
+                                     if (error) return;
+                                     for (const std::string& path : watcher_.read_saves()) file_saved(path);
+                                     wait_for_saves();
+                                   });
+  }
+
+  void file_saved(const std::string& path) {
+    if (!coordinator_.knows_file(path)) return;
+    const auto text = read_whole_file(path);
+    if (!text) return;  // deleted right after the save: the next save brings it back
+    apply_save(path, *text, nullptr, nullptr);
+  }
+
+  // Sends a save to every process running the file; `waiter` (a client) gets the ticket's result.
+  void apply_save(const std::string& path, const std::string& text, const std::shared_ptr<Connection>& waiter,
+                  const json* request_id) {
+    auto outcome = coordinator_.save(path, text);
+    if (waiter && request_id) waiters_[outcome.ticket] = {waiter, *request_id};
+    send_dispatches(outcome.dispatches);
+    if (outcome.completed) complete({*outcome.completed});
+  }
+
+  void send_dispatches(const std::vector<Dispatch>& dispatches) {
+    for (const Dispatch& dispatch : dispatches) {
+      const auto found = agent_connections_.find(dispatch.agent);
+      const auto connection = found == agent_connections_.end() ? nullptr : found->second.lock();
+      if (!connection || !connection->open()) {
+        auto outcome = coordinator_.on_result(dispatch.agent, dispatch.key, dispatch.save,
+                                              json{{"error", "the process is not connected"}}, true);
+        send_dispatches(outcome.dispatches);
+        complete(outcome.completed);
+        continue;
+      }
+      const std::uint64_t id = connection->next_request_id++;
+      auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(options_.patch_timeout_ms));
+      connection->outstanding[id] = {dispatch.key, dispatch.save, timer};
+      const AgentId agent = dispatch.agent;
+      timer->async_wait([this, agent, key = dispatch.key, save = dispatch.save](const boost::system::error_code& error) {
+        if (error) return;
+        log_line("process of agent " + std::to_string(agent) + " did not answer a patch of " + key + " in time");
+        complete(coordinator_.on_timeout(agent, key, save));
+      });
+      connection->send({{"jsonrpc", "2.0"}, {"id", id}, {"method", "agent/patch"}, {"params", dispatch.params}});
+    }
+  }
+
+  void complete(const std::vector<TicketResult>& results) {
+    for (const TicketResult& result : results) {
+      json processes = json::array();
+      for (const ProcessOutcome& process : result.processes) {
+        processes.push_back({{"pid", process.pid}, {"status", process.status}, {"result", process.result}});
+      }
+      const json summary = {{"file", result.file}, {"ok", result.ok}, {"errors", result.errors}, {"processes", processes}};
+      log_line("save of " + result.file + ": " + (result.ok ? "applied" : "not fully applied") + " in " +
+               std::to_string(result.processes.size()) + " process(es)");
+      const auto waiter = waiters_.find(result.ticket);
+      if (waiter == waiters_.end()) continue;
+      if (auto client = waiter->second.connection.lock()) {
+        client->send({{"jsonrpc", "2.0"}, {"id", waiter->second.request_id}, {"result", summary}});
+      }
+      waiters_.erase(waiter);
+    }
+  }
+
+  json status() const {
+    json processes = json::array();
+    for (const AgentId id : coordinator_.agents()) processes.push_back(coordinator_.describe_agent(id));
+    int clients = 0;
+    json waiting = json::array();
+    for (const auto& connection : connections_) {
+      if (connection->role == Connection::Role::Client) ++clients;
+      if (connection->role == Connection::Role::Agent && connection->waiting_for_gil && !connection->agent) {
+        waiting.push_back(connection->agent_pid);
+      }
+    }
+    const auto uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    return {{"pid", ::getpid()},
+            {"version", HOTD_VERSION},
+            {"uptime_seconds", uptime},
+            {"socket", dir_.socket()},
+            {"runtime_dir", dir_.path},
+            {"clients", clients},
+            {"editors", 0},
+            {"watched_directories", watcher_.directory_count()},
+            {"processes", processes},
+            {"waiting_for_gil", waiting}};
+  }
+
+  void handle_agent(const std::shared_ptr<Connection>& connection, const json& message);
+  void handle_client(const std::shared_ptr<Connection>& connection, const json& message);
+
+  const RuntimeDir& dir_;
+  DaemonOptions options_;
+  asio::io_context io_;
+  asio::local::stream_protocol::acceptor acceptor_;
+  asio::signal_set signals_;
+  DirectoryWatcher watcher_;
+  asio::posix::stream_descriptor watcher_descriptor_;
+  PatchCoordinator coordinator_;
+  std::chrono::steady_clock::time_point started_;
+  std::set<std::shared_ptr<Connection>> connections_;
+  std::map<AgentId, std::weak_ptr<Connection>> agent_connections_;
+  struct Waiter {
+    std::weak_ptr<Connection> connection;
+    json request_id;
+  };
+  std::map<TicketId, Waiter> waiters_;
+};
+
+// --- Connection -------------------------------------------------------------------------------
+
+void Connection::read() {
+  auto self = shared_from_this();
+  socket_.async_read_some(asio::buffer(buffer_), [this, self](const boost::system::error_code& error, std::size_t size) {
+    if (error) {
+      close();
+      return;
+    }
+    decoder_.feed(std::string_view(buffer_.data(), size));
+    while (auto body = decoder_.next()) {
+      daemon_.handle(self, *body);
+      if (!open_) return;
+    }
+    if (decoder_.failed()) {
+      log_line("closing connection of pid " + std::to_string(peer_pid_) + ": " + decoder_.error());
+      send({{"jsonrpc", "2.0"}, {"id", nullptr}, {"error", error_object(-32700, decoder_.error())}});
+      close();
+      return;
+    }
+    read();
+  });
+}
+
+void Connection::send(const json& message) {
+  if (!open_) return;
+  std::string framed = protocol::frame_message(message.dump(-1, ' ', false, json::error_handler_t::replace));
+  queued_bytes_ += framed.size();
+  if (queued_bytes_ > kMaxQueuedBytes) {
+    log_line("closing connection of pid " + std::to_string(peer_pid_) + ": it stopped reading");
+    close();
+    return;
+  }
+  outbox_.push_back(std::move(framed));
+  if (!writing_) write_next();
+}
+
+void Connection::write_next() {
+  if (outbox_.empty() || !open_) {
+    writing_ = false;
+    return;
+  }
+  writing_ = true;
+  auto self = shared_from_this();
+  asio::async_write(socket_, asio::buffer(outbox_.front()), [this, self](const boost::system::error_code& error, std::size_t) {
+    if (error) {
+      close();
+      return;
+    }
+    queued_bytes_ -= outbox_.front().size();
+    outbox_.pop_front();
+    write_next();
+  });
+}
+
+void Connection::close() {
+  if (!open_) return;
+  open_ = false;
+  boost::system::error_code ignored;
+  socket_.shutdown(Socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  daemon_.closed(shared_from_this());
+}
+
+// --- Dispatch ---------------------------------------------------------------------------------
+
+void Daemon::closed(const std::shared_ptr<Connection>& connection) {
+  connections_.erase(connection);
+  for (auto& [id, outstanding] : connection->outstanding) outstanding.timer->cancel();
+  if (connection->agent) {
+    const AgentId agent = connection->agent;
+    log_line("process " + std::to_string(connection->agent_pid) + " disconnected");
+    agent_connections_.erase(agent);
+    watcher_.unwatch(agent);
+    complete(coordinator_.remove_agent(agent));
+  }
+}
+
+void Daemon::handle(const std::shared_ptr<Connection>& connection, const std::string& body) {
+  json message = json::parse(body, nullptr, false);
+  if (message.is_discarded() || !message.is_object()) {
+    connection->send({{"jsonrpc", "2.0"}, {"id", nullptr}, {"error", error_object(-32700, "invalid JSON")}});
+    return;
+  }
+  const std::string method = message.value("method", "");
+  if (connection->role == Connection::Role::Agent || method.starts_with("agent/")) {
+    connection->role = Connection::Role::Agent;
+    handle_agent(connection, message);
+  } else {
+    connection->role = Connection::Role::Client;
+    handle_client(connection, message);
+  }
+}
+
+void Daemon::handle_agent(const std::shared_ptr<Connection>& connection, const json& message) {
+  const std::string method = message.value("method", "");
+  const json params = message.value("params", json::object());
+  if (method == "agent/waitingForGil") {
+    connection->waiting_for_gil = true;
+    connection->agent_pid = params.value("pid", connection->peer_pid());
+    return;
+  }
+  if (method == "agent/register") {
+    if (connection->agent) {
+      connection->send({{"jsonrpc", "2.0"}, {"id", message.value("id", json())}, {"error", error_object(-32600, "already registered")}});
+      return;
+    }
+    AgentInfo info;
+    info.pid = params.value("pid", connection->peer_pid());
+    info.python_version = params.value("python_version", "");
+    info.executable = params.value("executable", "");
+    info.cwd = params.value("cwd", "");
+    info.launcher = params.value("launcher", "attach");
+    info.argv = params.value("argv", std::vector<std::string>{});
+    info.watch = params.value("watch", std::vector<std::string>{});
+    const AgentId id = coordinator_.add_agent(info);
+    connection->agent = id;
+    connection->agent_pid = info.pid;
+    agent_connections_[id] = connection;
+    std::vector<LoadedModule> modules;
+    for (const json& module : params.value("modules", json::array())) {
+      modules.push_back({module.value("name", ""), module.value("file", "")});
+    }
+    coordinator_.modules_loaded(id, modules);
+    for (const std::string& directory : info.watch) {
+      std::string error;
+      if (watcher_.watch(id, directory, error) < 0) log_line("process " + std::to_string(info.pid) + ": " + error);
+    }
+    log_line("process " + std::to_string(info.pid) + " registered: python " + info.python_version + ", " +
+             std::to_string(modules.size()) + " module(s)");
+    connection->send({{"jsonrpc", "2.0"}, {"id", message.value("id", json())}, {"result", {{"agent", id}}}});
+    return;
+  }
+  if (method == "agent/imported") {
+    if (!connection->agent) return;
+    std::vector<LoadedModule> modules;
+    for (const json& module : params.value("modules", json::array())) {
+      modules.push_back({module.value("name", ""), module.value("file", "")});
+    }
+    coordinator_.modules_loaded(connection->agent, modules);
+    return;
+  }
+  if (method.empty() && message.contains("id") && message["id"].is_number_unsigned()) {
+    const auto found = connection->outstanding.find(message["id"].get<std::uint64_t>());
+    if (found == connection->outstanding.end()) return;
+    const Connection::Outstanding outstanding = found->second;
+    connection->outstanding.erase(found);
+    outstanding.timer->cancel();
+    json result = message.contains("result") ? message["result"] : json{{"error", message.value("error", json())}};
+    auto outcome = coordinator_.on_result(connection->agent, outstanding.key, outstanding.save, result);
+    send_dispatches(outcome.dispatches);
+    complete(outcome.completed);
+    return;
+  }
+  if (message.contains("id") && !method.empty()) {
+    connection->send({{"jsonrpc", "2.0"}, {"id", message["id"]}, {"error", error_object(-32601, "unknown method " + method)}});
+  }
+}
+
+void Daemon::handle_client(const std::shared_ptr<Connection>& connection, const json& message) {
+  const std::string method = message.value("method", "");
+  const json id = message.value("id", json());
+  const json params = message.value("params", json::object());
+  auto reply = [&](const json& result) { connection->send({{"jsonrpc", "2.0"}, {"id", id}, {"result", result}}); };
+  auto fail = [&](int code, const std::string& text) {
+    connection->send({{"jsonrpc", "2.0"}, {"id", id}, {"error", error_object(code, text)}});
+  };
+  if (method == "hotd/ping") {
+    reply({{"pid", ::getpid()}, {"version", HOTD_VERSION}});
+  } else if (method == "hotd/status") {
+    reply(status());
+  } else if (method == "hotd/listProcesses") {
+    reply({{"processes", status()["processes"]}});
+  } else if (method == "hotd/patchFile") {
+    if (!params.contains("path") || !params["path"].is_string()) return fail(-32602, "params.path (a string) is required");
+    const std::string path = params["path"];
+    std::optional<std::string> text;
+    if (params.contains("text") && params["text"].is_string()) {
+      text = params["text"].get<std::string>();
+    } else {
+      text = read_whole_file(path);
+    }
+    if (!text) return fail(-32602, "cannot read " + path);
+    apply_save(path, *text, connection, &id);
+  } else if (method == "hotd/detach") {
+    const int pid = params.value("pid", 0);
+    for (const auto& [agent, weak] : agent_connections_) {
+      const auto agent_connection = weak.lock();
+      if (agent_connection && agent_connection->agent_pid == pid) {
+        agent_connection->send({{"jsonrpc", "2.0"}, {"id", agent_connection->next_request_id++}, {"method", "agent/detach"}});
+        return reply({{"pid", pid}, {"detached", true}});
+      }
+    }
+    fail(-32602, "no attached process with pid " + std::to_string(pid));
+  } else if (method == "hotd/stop") {
+    reply({{"stopping", true}});
+    log_line("stop requested by pid " + std::to_string(connection->peer_pid()));
+    asio::post(io_, [this] { stop(); });
+  } else if (!id.is_null()) {
+    fail(-32601, "unknown method " + method);
+  }
+}
+
+int run_daemon(const RuntimeDir& dir, InstanceLock lock, int listen_fd, const DaemonOptions& options) {
+  ::signal(SIGPIPE, SIG_IGN);
+  Daemon daemon(dir, listen_fd, options);
+  const int status = daemon.run();
+  (void)lock;  // held until here
+  return status;
+}
+
+}  // namespace hotd::server

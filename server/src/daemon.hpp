@@ -1,0 +1,19 @@
+// The hotd daemon: one per user, serving editors, agents and the command line on one Unix socket.
+// All Boost.Asio code lives in daemon.cpp, the one translation unit that includes it.
+#pragma once
+
+#include <string>
+
+#include "runtime_dir.hpp"
+
+namespace hotd::server {
+
+struct DaemonOptions {
+  int patch_timeout_ms = 10000;  // how long a process may take to answer a patch
+};
+
+// Runs until `hotd stop`, SIGTERM or SIGINT. `listen_fd` is a bound, listening Unix socket;
+// the lock is held for the whole run. Returns the process exit status.
+int run_daemon(const RuntimeDir& dir, InstanceLock lock, int listen_fd, const DaemonOptions& options);
+
+}  // namespace hotd::server

@@ -1,0 +1,323 @@
+#include "daemon_commands.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon.hpp"
+#include "daemon_client.hpp"
+#include "runtime_dir.hpp"
+#include "source_commands.hpp"
+
+namespace hotd::cli {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr auto kQuickTimeout = std::chrono::seconds(10);
+
+int listen_on(const std::string& path, std::string& error) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (path.size() >= sizeof address.sun_path) {
+    error = "socket path too long: " + path + " (set HOTD_RUNTIME_DIR to a shorter directory)";
+    return -1;
+  }
+  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ::unlink(path.c_str());  // a stale socket of a dead daemon: we hold the lock, so nobody serves it
+  const mode_t previous = ::umask(0177);
+  const bool bound = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  ::umask(previous);
+  if (!bound || ::listen(fd, 128) != 0) {
+    error = "cannot listen on " + path + ": " + std::strerror(errno);
+    if (fd >= 0) ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+std::string describe_process(const json& process) {
+  std::string command;
+  for (const auto& arg : process.value("argv", json::array())) {
+    if (!command.empty()) command += ' ';
+    command += arg.get<std::string>();
+  }
+  return command;
+}
+
+}  // namespace
+
+int run_serve(const ServeOptions& options) {
+  std::string error;
+  auto dir = server::prepare_runtime_dir(error);
+  if (!dir) {
+    std::cerr << "hotd serve: " << error << "\n";
+    return kExitUsage;
+  }
+  int holder = 0;
+  auto lock = server::InstanceLock::acquire(*dir, holder, error);
+  if (!lock) {
+    if (!options.quiet) std::cerr << "hotd serve: " << error << "\n";
+    return holder ? 3 : kExitUsage;
+  }
+  const int listen_fd = listen_on(dir->socket(), error);
+  if (listen_fd < 0) {
+    std::cerr << "hotd serve: " << error << "\n";
+    return kExitUsage;
+  }
+  server::DaemonOptions daemon_options;
+  daemon_options.patch_timeout_ms = options.patch_timeout_ms;
+  if (options.foreground) return server::run_daemon(*dir, std::move(*lock), listen_fd, daemon_options);
+
+  const int log = ::open(dir->log().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (log < 0) {
+    std::cerr << "hotd serve: cannot open the log " << dir->log() << ": " << std::strerror(errno) << "\n";
+    return kExitUsage;
+  }
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0) {
+    std::cerr << "hotd serve: " << std::strerror(errno) << "\n";
+    return kExitUsage;
+  }
+  const pid_t child = ::fork();
+  if (child < 0) {
+    std::cerr << "hotd serve: cannot fork: " << std::strerror(errno) << "\n";
+    return kExitUsage;
+  }
+  if (child == 0) {
+    ::setsid();
+    const int null = ::open("/dev/null", O_RDONLY);
+    ::dup2(null, STDIN_FILENO);
+    ::dup2(log, STDOUT_FILENO);
+    ::dup2(log, STDERR_FILENO);
+    ::close(null);
+    ::close(log);
+    ::close(ready[0]);
+    if (::write(ready[1], "1", 1) != 1) _exit(kExitUsage);
+    ::close(ready[1]);
+    return server::run_daemon(*dir, std::move(*lock), listen_fd, daemon_options);
+  }
+  ::close(ready[1]);
+  ::close(log);
+  ::close(listen_fd);
+  char byte = 0;
+  if (::read(ready[0], &byte, 1) != 1) {
+    std::cerr << "hotd serve: the daemon exited during start-up; see " << dir->log() << "\n";
+    return kExitUsage;
+  }
+  if (!options.quiet) std::cout << "hotd: daemon started (pid " << child << "), socket " << dir->socket() << "\n";
+  return kExitOk;
+}
+
+int run_stop() {
+  std::string error;
+  auto client = DaemonClient::connect(false, error);
+  if (!client) {
+    std::cout << "hotd: no daemon is running\n";
+    return kExitOk;
+  }
+  const auto status = client->request("hotd/status", json::object(), kQuickTimeout, error);
+  if (!client->request("hotd/stop", json::object(), kQuickTimeout, error)) {
+    std::cerr << "hotd stop: " << error << "\n";
+    return kExitUsage;
+  }
+  // Wait until the socket is gone so that a following command starts a fresh daemon.
+  const std::string socket = client->runtime_dir().socket();
+  for (int i = 0; i < 200 && ::access(socket.c_str(), F_OK) == 0; ++i) ::usleep(10000);
+  std::cout << "hotd: daemon stopped" << (status ? " (pid " + std::to_string(status->value("pid", 0)) + ")" : "") << "\n";
+  return kExitOk;
+}
+
+int run_status(bool as_json) {
+  std::string error;
+  auto client = DaemonClient::connect(false, error);
+  if (!client) {
+    if (as_json) {
+      std::cout << json{{"running", false}, {"socket", server::RuntimeDir{server::runtime_dir_path()}.socket()}}.dump(2) << "\n";
+    } else {
+      std::cout << "hotd: " << error << "\n";
+    }
+    return kExitFailed;
+  }
+  auto status = client->request("hotd/status", json::object(), kQuickTimeout, error);
+  if (!status) {
+    std::cerr << "hotd status: " << error << "\n";
+    return kExitUsage;
+  }
+  if (as_json) {
+    (*status)["running"] = true;
+    std::cout << status->dump(2) << "\n";
+    return kExitOk;
+  }
+  const double uptime = status->value("uptime_seconds", 0.0);
+  std::cout << "hotd daemon " << status->value("version", "") << ": pid " << status->value("pid", 0) << ", up "
+            << static_cast<long>(uptime) << " s\n"
+            << "  socket:    " << status->value("socket", "") << "\n"
+            << "  editors:   " << status->value("editors", 0) << "\n"
+            << "  processes: " << (*status)["processes"].size() << "\n";
+  for (const auto& process : (*status)["processes"]) {
+    std::cout << "    " << process.value("pid", 0) << "  python " << process.value("python_version", "") << "  "
+              << describe_process(process) << "\n";
+  }
+  if (!(*status)["waiting_for_gil"].empty()) {
+    std::cout << "  waiting for the GIL: " << (*status)["waiting_for_gil"].dump() << "\n";
+  }
+  return kExitOk;
+}
+
+int run_ps(bool as_json) {
+  std::string error;
+  auto client = DaemonClient::connect(true, error);
+  if (!client) {
+    std::cerr << "hotd ps: " << error << "\n";
+    return kExitUsage;
+  }
+  auto listing = client->request("hotd/listProcesses", json::object(), kQuickTimeout, error);
+  if (!listing) {
+    std::cerr << "hotd ps: " << error << "\n";
+    return kExitUsage;
+  }
+  if (as_json) {
+    std::cout << listing->dump(2) << "\n";
+    return kExitOk;
+  }
+  const auto& processes = (*listing)["processes"];
+  if (processes.empty()) {
+    std::cout << "no attached processes (start one with `hotd run script.py`)\n";
+    return kExitOk;
+  }
+  std::printf("%-8s %-8s %-7s %-6s %s\n", "PID", "PYTHON", "HOW", "FILES", "COMMAND");
+  for (const auto& process : processes) {
+    std::printf("%-8d %-8s %-7s %-6zu %s\n", process.value("pid", 0), process.value("python_version", "").c_str(),
+                process.value("launcher", "").c_str(), process["files"].size(), describe_process(process).c_str());
+  }
+  return kExitOk;
+}
+
+int run_patch(const PatchOptions& options) {
+  std::ifstream in(options.path, std::ios::binary);
+  if (!in) {
+    std::cerr << "hotd patch: cannot read '" << options.path << "': " << std::strerror(errno) << "\n";
+    return kExitUsage;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  std::string error;
+  auto client = DaemonClient::connect(true, error);
+  if (!client) {
+    std::cerr << "hotd patch: " << error << "\n";
+    return kExitUsage;
+  }
+  const std::string path = fs::absolute(options.path).lexically_normal().string();
+  const auto timeout = std::chrono::milliseconds(static_cast<long>(options.timeout_seconds * 1000));
+  auto result = client->request("hotd/patchFile", {{"path", path}, {"text", text.str()}}, timeout, error);
+  if (!result) {
+    std::cerr << "hotd patch: " << error << "\n";
+    return kExitUsage;
+  }
+  if (options.json) {
+    std::cout << result->dump(2) << "\n";
+    return result->value("ok", false) ? kExitOk : kExitFailed;
+  }
+  for (const auto& syntax_error : (*result)["errors"]) {
+    std::cout << options.path << ":" << syntax_error.value("line", 0) << ":" << syntax_error.value("column", 0)
+              << ": syntax error: " << syntax_error.value("message", "") << " (nothing applied)\n";
+  }
+  const auto& processes = (*result)["processes"];
+  if (processes.empty() && (*result)["errors"].empty()) {
+    std::cout << "hotd: no attached process has loaded " << options.path << "; nothing to patch\n";
+  }
+  for (const auto& process : processes) {
+    std::cout << "pid " << process.value("pid", 0) << ": " << process.value("status", "") << "\n";
+    const json& outcome = process["result"];
+    if (outcome.contains("error") && !outcome["error"].is_null()) {
+      std::cout << "  " << (outcome["error"].is_string() ? outcome["error"].get<std::string>() : outcome["error"].dump()) << "\n";
+    }
+    for (const auto& entry : outcome.value("results", json::array())) {
+      const std::string status = entry.value("status", "");
+      std::string subject = entry.value("qualname", json()).is_string() ? entry["qualname"].get<std::string>()
+                                                                        : entry.value("label", entry.value("kind", std::string()));
+      std::cout << "  " << status << " " << subject << " (line " << entry.value("line", 0) << ")";
+      if ((status == "rude" || status == "failed" || status == "skipped") && entry.contains("message") &&
+          entry["message"].is_string() && !entry["message"].get<std::string>().empty()) {
+        std::cout << ": " << entry["message"].get<std::string>();
+      }
+      if (entry.contains("error") && entry["error"].is_object()) {
+        std::cout << ": " << entry["error"].value("type", "") << ": " << entry["error"].value("message", "");
+      }
+      std::cout << "\n";
+    }
+  }
+  return result->value("ok", false) ? kExitOk : kExitFailed;
+}
+
+int run_detach(int pid) {
+  std::string error;
+  auto client = DaemonClient::connect(false, error);
+  if (!client) {
+    std::cerr << "hotd detach: " << error << "\n";
+    return kExitUsage;
+  }
+  if (!client->request("hotd/detach", {{"pid", pid}}, kQuickTimeout, error)) {
+    std::cerr << "hotd detach: " << error << "\n";
+    return kExitUsage;
+  }
+  std::cout << "hotd: detached from " << pid << " (it keeps running; patched code stays)\n";
+  return kExitOk;
+}
+
+int run_run(const RunOptions& options) {
+  std::string error;
+  auto client = DaemonClient::connect(true, error);
+  if (!client) {
+    std::cerr << "hotd run: " << error << "\n";
+    return kExitUsage;
+  }
+  std::vector<std::string> watch = options.watch;
+  if (!options.no_watch) {
+    std::error_code ignored;
+    if (options.module.empty()) {
+      watch.push_back(fs::weakly_canonical(fs::absolute(options.command.at(0)), ignored).parent_path().string());
+    } else {
+      watch.push_back(fs::current_path().string());
+    }
+  }
+  std::string config = "socket=" + client->runtime_dir().socket() + "\npackage=" HOTD_PYTHON_DIR "/hotd_agent\nlauncher=run\n";
+  config += std::string("verbosity=") + (options.quiet ? "quiet" : options.verbose ? "verbose" : "normal") + "\n";
+  for (const std::string& directory : watch) {
+    std::error_code ignored;
+    config += "watch=" + fs::weakly_canonical(fs::absolute(directory), ignored).string() + "\n";
+  }
+  ::setenv("HOTD_AGENT_LIB", HOTD_AGENT_LIBRARY, 1);
+  ::setenv("HOTD_AGENT_CONFIG", config.c_str(), 1);
+
+  std::vector<std::string> arguments = {options.python, HOTD_PYTHON_DIR "/hotd_run.py"};
+  if (!options.module.empty()) {
+    arguments.push_back("-m");
+    arguments.push_back(options.module);
+  }
+  arguments.insert(arguments.end(), options.command.begin(), options.command.end());
+  std::vector<char*> argv;
+  for (std::string& argument : arguments) argv.push_back(argument.data());
+  argv.push_back(nullptr);
+  ::execvp(argv[0], argv.data());
+  std::cerr << "hotd run: cannot run '" << options.python << "': " << std::strerror(errno) << "\n";
+  return 127;
+}
+
+}  // namespace hotd::cli

@@ -1,0 +1,38 @@
+// Commands that talk to the daemon: serve, stop, status, ps, patch, detach, run.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace hotd::cli {
+
+struct ServeOptions {
+  bool foreground = false;
+  bool quiet = false;
+  int patch_timeout_ms = 10000;
+};
+int run_serve(const ServeOptions& options);
+int run_stop();
+int run_status(bool json);
+int run_ps(bool json);
+
+struct PatchOptions {
+  std::string path;
+  bool json = false;
+  double timeout_seconds = 30;
+};
+int run_patch(const PatchOptions& options);
+int run_detach(int pid);
+
+struct RunOptions {
+  std::string python = "python3";
+  std::string module;               // -m
+  std::vector<std::string> command; // script and its arguments, or the module's arguments
+  bool no_watch = false;
+  std::vector<std::string> watch;
+  bool quiet = false;
+  bool verbose = false;
+};
+int run_run(const RunOptions& options);
+
+}  // namespace hotd::cli

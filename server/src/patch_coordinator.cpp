@@ -1,0 +1,289 @@
+#include "patch_coordinator.hpp"
+
+#include <algorithm>
+
+#include "hotd/parser/patch_plan.hpp"
+#include "hotd/protocol/plan_json.hpp"
+
+namespace hotd::server {
+
+using nlohmann::json;
+
+namespace {
+
+// Nothing was applied when every reported change failed (a compile error fails them all).
+bool nothing_applied(const json& result) {
+  if (result.contains("error") && !result["error"].is_null()) return true;
+  const json& results = result.value("results", json::array());
+  if (results.empty()) return false;
+  return std::all_of(results.begin(), results.end(),
+                     [](const json& entry) { return entry.value("status", "") == "failed"; });
+}
+
+}  // namespace
+
+PatchCoordinator::PatchCoordinator(FileReader read_file, Canonicalizer canonical)
+    : read_file_(std::move(read_file)), canonical_(std::move(canonical)) {}
+
+AgentId PatchCoordinator::add_agent(AgentInfo info) {
+  const AgentId id = next_agent_++;
+  agents_[id].info = std::move(info);
+  return id;
+}
+
+std::vector<TicketResult> PatchCoordinator::remove_agent(AgentId id) {
+  std::vector<TicketResult> completed;
+  const auto found = agents_.find(id);
+  if (found == agents_.end()) return completed;
+  const int pid = found->second.info.pid;
+  for (auto& [key, file] : found->second.files) {
+    for (const auto& save : {file.in_flight, file.pending}) {
+      if (!save) continue;
+      const auto entry = saves_.find(*save);
+      if (entry == saves_.end()) continue;
+      answer(entry->second.ticket, id,
+             {pid, "exited", json{{"error", "the process exited or disconnected before it answered"}}}, completed);
+    }
+  }
+  agents_.erase(found);
+  return completed;
+}
+
+std::shared_ptr<const PatchCoordinator::Baseline> PatchCoordinator::intern_baseline(FileState& state,
+                                                                                    const std::string& source) {
+  auto& slot = state.baselines[source];
+  if (auto existing = slot.lock()) return existing;
+  auto baseline = std::make_shared<const Baseline>(Baseline{source, parser::parse_module(source)});
+  slot = baseline;
+  // Forget baselines no process runs any more.
+  std::erase_if(state.baselines, [](const auto& entry) { return entry.second.expired(); });
+  state.baselines[source] = baseline;
+  return baseline;
+}
+
+void PatchCoordinator::modules_loaded(AgentId id, const std::vector<LoadedModule>& modules) {
+  const auto found = agents_.find(id);
+  if (found == agents_.end()) return;
+  for (const LoadedModule& module : modules) {
+    const std::string key = canonical_(module.file);
+    ProcessFile& file = found->second.files[key];
+    file.path = module.file;
+    if (std::find(file.modules.begin(), file.modules.end(), module.name) == file.modules.end()) {
+      file.modules.push_back(module.name);
+    }
+    if (!file.baseline) {
+      if (const auto source = read_file_(module.file)) file.baseline = intern_baseline(files_[key], *source);
+    }
+  }
+}
+
+void PatchCoordinator::answer(TicketId ticket_id, AgentId agent, ProcessOutcome outcome,
+                              std::vector<TicketResult>& completed) {
+  const auto found = tickets_.find(ticket_id);
+  if (found == tickets_.end() || !found->second.waiting.contains(agent)) return;
+  Ticket& ticket = found->second;
+  if (outcome.status != "applied" && outcome.status != "unchanged") ticket.result.ok = false;
+  ticket.result.processes.push_back(std::move(outcome));
+  ticket.waiting.erase(agent);
+  if (ticket.waiting.empty()) {
+    completed.push_back(std::move(ticket.result));
+    tickets_.erase(found);
+  }
+}
+
+std::optional<Dispatch> PatchCoordinator::make_dispatch(AgentId agent_id, Agent& agent, ProcessFile& file,
+                                                        const std::string& key, std::uint64_t save_number,
+                                                        std::vector<TicketResult>& completed) {
+  const Save& save = saves_.at(save_number);
+  const int pid = agent.info.pid;
+  if (!file.baseline) {
+    answer(save.ticket, agent_id,
+           {pid, "failed", json{{"error", "hotd could not read " + file.path + " when the process loaded it"}}},
+           completed);
+    return std::nullopt;
+  }
+  if (file.baseline->source == save.text) {
+    answer(save.ticket, agent_id, {pid, "unchanged", json::object()}, completed);
+    return std::nullopt;
+  }
+  FileState& state = files_[key];
+  const parser::Module* after = &state.latest->module();
+  parser::Module reparsed;
+  if (save_number != state.latest_save) {  // defensive: the document has moved past this save
+    reparsed = parser::parse_module(save.text);
+    after = &reparsed;
+  }
+  const parser::Plan plan = parser::diff_modules(file.baseline->module, *after);
+  Dispatch dispatch;
+  dispatch.agent = agent_id;
+  dispatch.file = file.path;
+  dispatch.key = key;
+  dispatch.save = save_number;
+  dispatch.params = {{"file", file.path},
+                     {"modules", file.modules},
+                     {"save", save_number},
+                     {"plan", protocol::plan_to_json(plan, *after)}};
+  file.in_flight = save_number;
+  return dispatch;
+}
+
+PatchCoordinator::SaveOutcome PatchCoordinator::save(const std::string& path, std::string text) {
+  SaveOutcome outcome;
+  const std::string key = canonical_(path);
+  FileState& state = files_[key];
+  if (state.latest) {
+    state.latest->update(text);
+  } else {
+    state.latest = std::make_unique<parser::PythonDocument>(text);
+  }
+  const std::uint64_t save_number = next_save_++;
+  state.latest_save = save_number;
+  const TicketId ticket_id = next_ticket_++;
+  outcome.ticket = ticket_id;
+
+  Ticket& ticket = tickets_[ticket_id];
+  ticket.result.ticket = ticket_id;
+  ticket.result.file = path;
+  const parser::Module& module = state.latest->module();
+  if (module.has_errors()) {
+    ticket.result.ok = false;
+    for (const auto& error : module.errors) ticket.result.errors.push_back(protocol::syntax_error_to_json(module, error));
+    outcome.completed = std::move(ticket.result);
+    tickets_.erase(ticket_id);
+    return outcome;
+  }
+
+  const std::vector<AgentId> targets = agents_with_file(key);
+  if (targets.empty()) {
+    outcome.completed = std::move(ticket.result);
+    tickets_.erase(ticket_id);
+    return outcome;
+  }
+  ticket.waiting.insert(targets.begin(), targets.end());
+  saves_[save_number] = Save{key, std::move(text), ticket_id};
+
+  std::vector<TicketResult> completed;
+  for (const AgentId id : targets) {
+    Agent& agent = agents_.at(id);
+    ProcessFile& file = agent.files.at(key);
+    if (file.in_flight) {
+      if (file.pending) {  // coalesce: only the newest waits behind the plan in flight
+        answer(saves_.at(*file.pending).ticket, id,
+               {agent.info.pid, "superseded", json{{"error", "a newer save of the same file replaced it"}}}, completed);
+      }
+      file.pending = save_number;
+      continue;
+    }
+    if (auto dispatch = make_dispatch(id, agent, file, key, save_number, completed)) {
+      outcome.dispatches.push_back(std::move(*dispatch));
+    }
+  }
+  for (TicketResult& result : completed) {
+    if (result.ticket == ticket_id) {
+      outcome.completed = std::move(result);
+    }
+  }
+  return outcome;
+}
+
+PatchCoordinator::ResultOutcome PatchCoordinator::on_result(AgentId id, const std::string& key, std::uint64_t save,
+                                                            const json& result, bool failed_to_deliver) {
+  ResultOutcome outcome;
+  const auto agent_entry = agents_.find(id);
+  const auto save_entry = saves_.find(save);
+  if (agent_entry == agents_.end() || save_entry == saves_.end()) return outcome;
+  Agent& agent = agent_entry->second;
+  const auto file_entry = agent.files.find(key);
+  if (file_entry == agent.files.end()) return outcome;
+  ProcessFile& file = file_entry->second;
+  if (file.in_flight == save) file.in_flight.reset();
+
+  const bool applied = !failed_to_deliver && !nothing_applied(result);
+  if (applied) file.baseline = intern_baseline(files_[key], save_entry->second.text);
+  std::string status = "failed";
+  if (applied) status = result.value("ok", false) ? "applied" : "partial";
+  answer(save_entry->second.ticket, id, {agent.info.pid, status, result}, outcome.completed);
+
+  if (file.pending) {
+    const std::uint64_t next = *file.pending;
+    file.pending.reset();
+    if (auto dispatch = make_dispatch(id, agent, file, key, next, outcome.completed)) {
+      outcome.dispatches.push_back(std::move(*dispatch));
+    }
+  }
+  // A save is kept only while some process still has it in flight or pending.
+  std::erase_if(saves_, [this](const auto& entry) {
+    for (const auto& [agent_id, each] : agents_) {
+      for (const auto& [file_key, each_file] : each.files) {
+        if (each_file.in_flight == entry.first || each_file.pending == entry.first) return false;
+      }
+    }
+    return true;
+  });
+  return outcome;
+}
+
+std::vector<TicketResult> PatchCoordinator::on_timeout(AgentId id, const std::string& key, std::uint64_t save) {
+  std::vector<TicketResult> completed;
+  const auto agent_entry = agents_.find(id);
+  const auto save_entry = saves_.find(save);
+  if (agent_entry == agents_.end() || save_entry == saves_.end()) return completed;
+  const auto file_entry = agent_entry->second.files.find(key);
+  if (file_entry == agent_entry->second.files.end() || file_entry->second.in_flight != save) return completed;
+  answer(save_entry->second.ticket, id,
+         {agent_entry->second.info.pid, "timeout",
+          json{{"error", "the process did not answer in time: it may be holding the GIL in a long call; "
+                         "the patch applies when it lets go"}}},
+         completed);
+  return completed;
+}
+
+bool PatchCoordinator::knows_file(const std::string& path) const { return canonical_known(path).has_value(); }
+
+std::optional<std::string> PatchCoordinator::canonical_known(const std::string& path) const {
+  const std::string key = canonical_(path);
+  for (const auto& [id, agent] : agents_) {
+    if (agent.files.contains(key)) return key;
+  }
+  return std::nullopt;
+}
+
+const AgentInfo* PatchCoordinator::agent(AgentId id) const {
+  const auto found = agents_.find(id);
+  return found == agents_.end() ? nullptr : &found->second.info;
+}
+
+std::vector<AgentId> PatchCoordinator::agents() const {
+  std::vector<AgentId> ids;
+  for (const auto& [id, agent] : agents_) ids.push_back(id);
+  return ids;
+}
+
+std::size_t PatchCoordinator::file_count(AgentId id) const {
+  const auto found = agents_.find(id);
+  return found == agents_.end() ? 0 : found->second.files.size();
+}
+
+std::vector<AgentId> PatchCoordinator::agents_with_file(const std::string& key) const {
+  std::vector<AgentId> ids;
+  for (const auto& [id, agent] : agents_) {
+    if (agent.files.contains(key)) ids.push_back(id);
+  }
+  return ids;
+}
+
+json PatchCoordinator::describe_agent(AgentId id) const {
+  const auto found = agents_.find(id);
+  if (found == agents_.end()) return nullptr;
+  const Agent& agent = found->second;
+  json files = json::array();
+  for (const auto& [key, file] : agent.files) {
+    files.push_back({{"file", file.path}, {"modules", file.modules}, {"patching", file.in_flight.has_value()}});
+  }
+  return {{"pid", agent.info.pid},         {"python_version", agent.info.python_version},
+          {"executable", agent.info.executable}, {"argv", agent.info.argv},
+          {"cwd", agent.info.cwd},         {"launcher", agent.info.launcher},
+          {"files", files}};
+}
+
+}  // namespace hotd::server

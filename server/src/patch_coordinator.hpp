@@ -1,0 +1,160 @@
+// The daemon's core, with no I/O of its own: which processes run which version of which file, and
+// what to send to whom when a file is saved.
+//
+// Every attached process has, per module file, a baseline: the source it is running. A save is
+// diffed against each distinct baseline (processes started at different times may run different
+// versions) and dispatched as a plan. Per (process, file) at most one plan is in flight; saves that
+// arrive meanwhile coalesce to the newest, so saves apply in order and a stale one never lands after
+// a newer one. A save ticket collects every process's answer for whoever waits on it (`hotd patch`).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "hotd/parser/definition.hpp"
+#include "hotd/parser/python_document.hpp"
+
+namespace hotd::server {
+
+using AgentId = std::uint64_t;
+using TicketId = std::uint64_t;
+
+struct AgentInfo {
+  int pid = 0;
+  std::string python_version;
+  std::string executable;
+  std::string cwd;
+  std::string launcher;  // "run" or "attach"
+  std::vector<std::string> argv;
+  std::vector<std::string> watch;  // directories `hotd run` asked to watch
+};
+
+struct LoadedModule {
+  std::string name;
+  std::string file;  // as the process spells it
+};
+
+// A plan to send to one agent as `agent/patch`.
+struct Dispatch {
+  AgentId agent = 0;
+  std::string file;     // as the agent spells it
+  std::string key;      // canonical path
+  std::uint64_t save = 0;
+  nlohmann::json params;  // {file, modules, plan}
+};
+
+// What one process did with one save, for the ticket.
+struct ProcessOutcome {
+  int pid = 0;
+  std::string status;  // applied, partial, failed, unchanged, syntax-error, superseded, timeout, exited
+  nlohmann::json result;  // the agent's result, or {"error": ...}
+};
+
+struct TicketResult {
+  TicketId ticket = 0;
+  std::string file;
+  bool ok = true;  // false when any process reported rude or failed parts, or the text has errors
+  nlohmann::json errors = nlohmann::json::array();  // syntax errors of the saved text
+  std::vector<ProcessOutcome> processes;
+};
+
+class PatchCoordinator {
+ public:
+  using FileReader = std::function<std::optional<std::string>(const std::string& path)>;
+  using Canonicalizer = std::function<std::string(const std::string& path)>;
+
+  PatchCoordinator(FileReader read_file, Canonicalizer canonical);
+
+  AgentId add_agent(AgentInfo info);
+  // The process went away: its pending answers complete as "exited".
+  std::vector<TicketResult> remove_agent(AgentId agent);
+  // Records modules and reads each new file's baseline from disk.
+  void modules_loaded(AgentId agent, const std::vector<LoadedModule>& modules);
+
+  struct SaveOutcome {
+    std::vector<Dispatch> dispatches;
+    std::optional<TicketResult> completed;  // when nothing had to be sent
+    TicketId ticket = 0;
+  };
+  // A new version of `path`. Returns what to send now; the ticket completes through on_result.
+  SaveOutcome save(const std::string& path, std::string text);
+
+  struct ResultOutcome {
+    std::vector<Dispatch> dispatches;  // the next coalesced save for the same (process, file)
+    std::vector<TicketResult> completed;
+  };
+  ResultOutcome on_result(AgentId agent, const std::string& key, std::uint64_t save, const nlohmann::json& result,
+                          bool failed_to_deliver = false);
+  // The process did not answer in time: its ticket entry completes as "timeout" (a late answer
+  // still updates the baseline).
+  std::vector<TicketResult> on_timeout(AgentId agent, const std::string& key, std::uint64_t save);
+
+  bool knows_file(const std::string& path) const;
+  std::optional<std::string> canonical_known(const std::string& path) const;
+  const AgentInfo* agent(AgentId id) const;
+  std::vector<AgentId> agents() const;
+  std::size_t file_count(AgentId id) const;
+  nlohmann::json describe_agent(AgentId id) const;
+  std::vector<AgentId> agents_with_file(const std::string& key) const;
+
+ private:
+  struct Baseline {
+    std::string source;
+    parser::Module module;
+  };
+
+  struct ProcessFile {
+    std::string path;                 // as the agent spells it
+    std::vector<std::string> modules;
+    std::shared_ptr<const Baseline> baseline;
+    std::optional<std::uint64_t> in_flight;  // save number of the plan being applied
+    std::optional<std::uint64_t> pending;    // newest save waiting behind it
+  };
+
+  struct Agent {
+    AgentInfo info;
+    std::map<std::string, ProcessFile> files;  // by canonical path
+  };
+
+  struct Save {
+    std::string key;
+    std::string text;
+    TicketId ticket = 0;
+  };
+
+  struct FileState {
+    std::unique_ptr<parser::PythonDocument> latest;  // the newest saved text, reparsed incrementally
+    std::uint64_t latest_save = 0;
+    std::map<std::string, std::weak_ptr<const Baseline>> baselines;  // interned by source
+  };
+
+  struct Ticket {
+    TicketResult result;
+    std::set<AgentId> waiting;
+  };
+
+  std::shared_ptr<const Baseline> intern_baseline(FileState& state, const std::string& source);
+  std::optional<Dispatch> make_dispatch(AgentId agent_id, Agent& agent, ProcessFile& file, const std::string& key,
+                                        std::uint64_t save_number, std::vector<TicketResult>& completed);
+  void answer(TicketId ticket, AgentId agent, ProcessOutcome outcome, std::vector<TicketResult>& completed);
+
+  FileReader read_file_;
+  Canonicalizer canonical_;
+  AgentId next_agent_ = 1;
+  std::uint64_t next_save_ = 1;
+  TicketId next_ticket_ = 1;
+  std::map<AgentId, Agent> agents_;
+  std::map<std::string, FileState> files_;
+  std::map<std::uint64_t, Save> saves_;  // saves still referenced by an in-flight or pending dispatch
+  std::map<TicketId, Ticket> tickets_;
+};
+
+}  // namespace hotd::server
