@@ -9,7 +9,6 @@ that patching does not import it.
 """
 
 import _thread
-import importlib.util
 import json
 import sys
 import traceback
@@ -29,12 +28,15 @@ def send(obj):
 
 
 def load_agent(package_dir):
-    """Load hotd_agent by path, not via sys.path, and register it: what the native agent does."""
-    spec = importlib.util.spec_from_file_location(
-        "hotd_agent", package_dir + "/__init__.py", submodule_search_locations=[package_dir])
-    agent = importlib.util.module_from_spec(spec)
+    """Load hotd_agent by path, not via sys.path, and register it: what the native agent does.
+    (Not with importlib.util, which imports threading on some versions.)"""
+    agent = types.ModuleType("hotd_agent")
+    agent.__file__ = package_dir + "/__init__.py"
+    agent.__path__ = [package_dir]
+    agent.__package__ = "hotd_agent"
     sys.modules["hotd_agent"] = agent
-    spec.loader.exec_module(agent)
+    with open(agent.__file__) as f:
+        exec(compile(f.read(), agent.__file__, "exec"), vars(agent))
     return agent
 
 

@@ -71,7 +71,9 @@ class Session:
     """The driver process of one case: request/reply over its stdin and stdout."""
 
     def __init__(self, python, workdir):
-        self.proc = subprocess.Popen([python, "-X", "faulthandler", os.path.join(HERE, "driver.py")],
+        # -S: no site-packages .pth hooks, which on some installs import threading at startup and
+        # would hide what the agent imports.
+        self.proc = subprocess.Popen([python, "-S", "-X", "faulthandler", os.path.join(HERE, "driver.py")],
                                      cwd=workdir, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, universal_newlines=True)
 

@@ -1,8 +1,8 @@
 """Apply a hotd patch plan (docs/PROTOCOL.md) to the live modules of one file.
 
 Semantics and the result schema are documented for users in docs/PATCHING.md. In short:
-compile everything first (a compile error applies nothing), then apply the changes in plan order
-in one step with the GIL switch interval raised, so other threads see the whole save at once.
+compile everything first (a compile error applies nothing), then prepare the changes in plan order
+and apply their swaps together (see _SwapBatch), so other threads see a save at once.
 Changed functions keep their identity (new ``__code__`` in the old object); statements re-run only
 when they changed; rude edits and skips change nothing.
 
@@ -11,6 +11,8 @@ the threads' stacks, never to the number of objects in the process, except for u
 nested in functions (``in_function``), whose existing closures are found with gc.get_referrers.
 """
 
+import itertools
+import operator
 import sys
 import time
 import types
@@ -18,7 +20,10 @@ import types
 from . import hooks
 
 _KEEP = "__hotd_keep__"  # the identity decorator that stands in for decorators on update
-_SWITCH_INTERVAL = 5.0  # seconds: long enough that no other thread runs during the apply step
+# Switch interval while swaps are applied. The swaps run inside one C call, which never drops the GIL;
+# the raise only covers the few bytecodes around it. Kept small: a thread that loses the GIL anyway
+# (a drop request made before the raise) waits this long to get it back.
+_SWITCH_INTERVAL = 0.02
 _MAX_UNWRAP = 16  # wrapper chains are short; bound the walk in case of self-referencing objects
 
 # Names a class body stores for itself; never copied onto the live class.
@@ -64,22 +69,65 @@ def apply_plan(plan, filename, modules):
     running = _running_code_counts() if any(c.get("op") == "update" for c in changes) else {}
     results = []
     notifications = []
+    swaps = _SwapBatch()
     with hooks.patching():
-        saved_interval = sys.getswitchinterval()
-        sys.setswitchinterval(_SWITCH_INTERVAL)
+        for module in modules:
+            session = _ModulePatch(module, filename, running, notifications, swaps)
+            flags = _future_flags(module)
+            for index, change in enumerate(changes):
+                results.append(session.apply(change, compiled.get((index, flags))))
         try:
-            for module in modules:
-                session = _ModulePatch(module, filename, running, notifications)
-                flags = _future_flags(module)
-                for index, change in enumerate(changes):
-                    results.append(session.apply(change, compiled.get((index, flags))))
-        finally:
-            sys.setswitchinterval(saved_interval)
+            swaps.flush()
+        except Exception as error:  # e.g. an audit hook refusing a __code__ assignment
+            failure = _result({"kind": "module"}, None, "failed", "applying the prepared swaps failed")
+            failure["error"] = _error_dict(error)
+            results.append(failure)
         _notify(notifications)
     linecache = sys.modules.get("linecache")
     if linecache is not None:
         linecache.checkcache(filename)
     return _finish(start, results)
+
+
+class _SwapBatch:
+    """The mutations of a save that other threads can observe, applied together.
+
+    Updates, shifts and deletes only prepare objects and queue their swaps here. ``flush`` applies the
+    queue in one call into C (map over setattr/delattr), during which no bytecode runs, so no other
+    thread can take the GIL and see half of it; the raised switch interval keeps the step from being
+    cut right before it starts. Changes that run user code (exec, add) flush first, so that code sees
+    the earlier changes of the save, and flush after, so later changes see theirs."""
+
+    _clear_cache = operator.methodcaller("cache_clear")
+
+    def __init__(self):
+        self.deletes = []  # (owner, name)
+        self.sets = []  # (object, attribute, value)
+        self.caches = []  # lru_cache wrappers to clear after the swaps
+
+    def set(self, obj, name, value):
+        self.sets.append((obj, name, value))
+
+    def delete(self, obj, name):
+        self.deletes.append((obj, name))
+
+    def clear_cache(self, wrapper):
+        self.caches.append(wrapper)
+
+    def flush(self):
+        if not (self.deletes or self.sets or self.caches):
+            return
+        deletes, sets, caches = self.deletes, self.sets, self.caches
+        self.deletes, self.sets, self.caches = [], [], []
+        saved_interval = sys.getswitchinterval()
+        sys.setswitchinterval(_SWITCH_INTERVAL)
+        try:
+            list(itertools.chain(
+                map(delattr, [d[0] for d in deletes], [d[1] for d in deletes]),
+                map(setattr, [s[0] for s in sets], [s[1] for s in sets], [s[2] for s in sets]),
+                map(self._clear_cache, caches)))
+        finally:
+            sys.setswitchinterval(saved_interval)
 
 
 def _finish(start, results):
@@ -244,8 +292,9 @@ class _Binding:
 class _ModulePatch:
     """Applies the changes of one plan to one module, in order."""
 
-    def __init__(self, module, filename, running, notifications):
+    def __init__(self, module, filename, running, notifications, swaps):
         self.module = module
+        self.swaps = swaps
         self.namespace = vars(module)
         self.filename = filename
         self.running = running
@@ -331,10 +380,11 @@ class _ModulePatch:
         expected = change.get("old_line", change["line"] if change.get("in_old_file") else None)
         if function.__code__.co_filename != self.filename or (
                 expected is not None and function.__code__.co_firstlineno != expected):
-            raise _Failure("skipped", "the running `%s` was defined at %s:%d, not by this definition (line %s): "
-                           "another definition of the same name is the one in use"
-                           % (change["qualname"], function.__code__.co_filename,
-                              function.__code__.co_firstlineno, expected))
+            where = "line %d" % function.__code__.co_firstlineno
+            if function.__code__.co_filename != self.filename:
+                where += " of " + function.__code__.co_filename
+            raise _Failure("skipped", "the running `%s` comes from %s, not from this definition (line %s): "
+                           "another definition of the same name is the one in use" % (change["qualname"], where, expected))
         return _Binding(owner, key, chain)
 
     # -- ops -----------------------------------------------------------------------------------
@@ -354,7 +404,7 @@ class _ModulePatch:
         old_code = old.__code__
         result["running_frames"] = self.running.get(old_code, 0)
         if old_code.co_freevars == new.__code__.co_freevars:
-            _transplant(old, new)
+            _transplant(old, new, self.swaps)
             self.swapped[change["qualname"]] = (old_code, new.__code__)
         else:
             self._replace_function(change, binding, new, cls, result)
@@ -362,7 +412,7 @@ class _ModulePatch:
         for obj in binding.chain[:-1]:
             clear = getattr(obj, "cache_clear", None)
             if callable(clear):
-                clear()
+                self.swaps.clear_cache(obj)
                 result["caches_cleared"].append(getattr(obj, "__qualname__", change["qualname"]))
         if result["running_frames"]:
             result["message"] = ("%d frame(s) still run the old code and finish on it; "
@@ -389,7 +439,7 @@ class _ModulePatch:
             installed = {"setter": container.setter, "deleter": container.deleter}.get(accessor, container.getter)(new)
         else:
             installed = type(container)(new)
-        setattr(cls, binding.key, installed)
+        self.swaps.set(cls, binding.key, installed)
         result["stale"].append("%s: references taken before this save (bound methods, stored callbacks) keep "
                                "the old function, because its free variables changed (%s -> %s)"
                                % (_describe(old), ", ".join(old.__code__.co_freevars) or "none",
@@ -417,7 +467,7 @@ class _ModulePatch:
             if not isinstance(referrer, types.FunctionType) or referrer.__code__ is not old_inner:
                 continue
             if old_inner.co_freevars == new_inner.co_freevars:
-                referrer.__code__ = new_inner
+                self.swaps.set(referrer, "__code__", new_inner)
                 updated += 1
                 self.notifications.append((referrer, "updated", result))
             else:
@@ -431,10 +481,12 @@ class _ModulePatch:
             result["message"] = "part of the new code of the enclosing function"
             return
         class_names = _class_path(change.get("scope") or [])
+        self.swaps.flush()  # the definition's decorators may call what this save changed before
         cls, namespace, _ = self._exec_in_scope(code, class_names)
         if cls is not None:
             key = _mangle(change["qualname"].rsplit(".", 1)[-1], cls.__name__)
-            setattr(cls, key, namespace[key])
+            self.swaps.set(cls, key, namespace[key])
+            self.swaps.flush()
 
     def _delete(self, change, code, result):
         if change.get("in_function"):
@@ -447,17 +499,17 @@ class _ModulePatch:
             key = _mangle(parts[-1], cls.__name__ if cls is not None else None)
             if key not in vars(owner):
                 raise _Failure("skipped", "`%s` is already gone" % change["qualname"])
-            delattr(owner, key)
+            self.swaps.delete(owner, key)
             return
         binding = self._locate(change)
         accessor = change.get("accessor")
         container = binding.chain[0]
         if accessor and isinstance(container, property):
-            setattr(binding.owner, binding.key,
-                    property(container.fget, None if accessor == "setter" else container.fset,
+            self.swaps.set(binding.owner, binding.key,
+                           property(container.fget, None if accessor == "setter" else container.fset,
                              None if accessor == "deleter" else container.fdel, container.__doc__))
         else:
-            delattr(binding.owner, binding.key)
+            self.swaps.delete(binding.owner, binding.key)
         for obj in binding.chain:
             self.notifications.append((obj, "deleted", result))
 
@@ -468,11 +520,11 @@ class _ModulePatch:
             return
         if change.get("kind") == "class":
             cls = self._resolve_class(change["qualname"].split("."))
-            count = _shift_class(cls, delta, self.filename)
+            count = _shift_class(cls, delta, self.filename, self.swaps)
             result["message"] = "%d function(s) moved by %+d line(s)" % (count, delta)
             return
         function = self._locate(change).function
-        function.__code__ = _shift_code(function.__code__, delta)
+        self.swaps.set(function, "__code__", _shift_code(function.__code__, delta))
 
     def _exec(self, change, code, result):
         class_names = _class_path(change.get("scope") or [])
@@ -480,12 +532,10 @@ class _ModulePatch:
         if change.get("docstring"):
             doc = eval(compile(change["source"].strip(), self.filename, "eval"), {})
             cls = self._resolve_class(class_names)
-            if cls is None:
-                self.module.__doc__ = doc
-            else:
-                cls.__doc__ = doc
+            self.swaps.set(self.module if cls is None else cls, "__doc__", doc)
             return
         cls = self._resolve_class(class_names)
+        self.swaps.flush()  # the statement may call what this save changed before it
         before = dict(self.namespace) if cls is None else None
         kept = []
         try:
@@ -493,6 +543,7 @@ class _ModulePatch:
         finally:
             if cls is None:  # also after an error: keep identities of what was rebound before it
                 kept = self._keep_rebound_functions(before, self.namespace, result)
+                self.swaps.flush()
         if cls is not None:
             before = class_before
             for key, value in namespace.items():
@@ -500,11 +551,12 @@ class _ModulePatch:
                     continue
                 previous = before.get(key)
                 if _transplantable(previous, value, self.filename):
-                    _transplant(previous, value)
+                    _transplant(previous, value, self.swaps)
                     kept.append(key)
                     self.notifications.append((previous, "updated", result))
                 else:
-                    setattr(cls, key, value)
+                    self.swaps.set(cls, key, value)
+        self.swaps.flush()
         if kept:
             result["message"] += " (kept the function object of: %s)" % ", ".join(kept)
 
@@ -515,8 +567,8 @@ class _ModulePatch:
         for key, value in list(namespace.items()):
             previous = before.get(key)
             if previous is not value and _transplantable(previous, value, self.filename):
-                _transplant(previous, value)
-                namespace[key] = previous
+                _transplant(previous, value, self.swaps)
+                self.swaps.set(self.module, key, previous)
                 kept.append(key)
                 self.notifications.append((previous, "updated", result))
         return kept
@@ -572,16 +624,13 @@ def _transplantable(old, new, filename):
             and old.__code__.co_freevars == new.__code__.co_freevars)
 
 
-def _transplant(old, new):
-    """Put what a def evaluates into the existing function object: references to it follow."""
-    old.__code__ = new.__code__
-    old.__defaults__ = new.__defaults__
-    old.__kwdefaults__ = new.__kwdefaults__
-    old.__doc__ = new.__doc__
-    old.__annotations__ = new.__annotations__
+def _transplant(old, new, swaps):
+    """Queue putting what a def evaluates into the existing function object: references to it follow."""
+    for name in ("__code__", "__defaults__", "__kwdefaults__", "__doc__", "__annotations__"):
+        swaps.set(old, name, getattr(new, name))
 
 
-def _shift_class(cls, delta, filename, seen=None):
+def _shift_class(cls, delta, filename, swaps, seen=None):
     """Move every function defined in ``cls`` (and its nested classes) by ``delta`` lines."""
     seen = set() if seen is None else seen
     if id(cls) in seen:
@@ -592,7 +641,7 @@ def _shift_class(cls, delta, filename, seen=None):
     for key, value in list(vars(cls).items()):
         if isinstance(value, type):
             if value.__qualname__.startswith(prefix) and value.__module__ == cls.__module__:
-                count += _shift_class(value, delta, filename, seen)
+                count += _shift_class(value, delta, filename, swaps, seen)
             continue
         targets = []
         if isinstance(value, property):
@@ -602,8 +651,8 @@ def _shift_class(cls, delta, filename, seen=None):
         for function in targets:
             if (isinstance(function, types.FunctionType) and function.__code__.co_filename == filename
                     and function.__qualname__.startswith(prefix)):
-                function.__code__ = _shift_code(function.__code__, delta)
+                swaps.set(function, "__code__", _shift_code(function.__code__, delta))
                 count += 1
     if "__firstlineno__" in vars(cls):  # 3.13+: what inspect.getsource uses for classes
-        cls.__firstlineno__ += delta
+        swaps.set(cls, "__firstlineno__", cls.__firstlineno__ + delta)
     return count
