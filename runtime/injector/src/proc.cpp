@@ -141,10 +141,10 @@ std::string explain_ptrace_denied(pid_t pid) {
            std::to_string(status->real_uid) + "' hotd attach " + std::to_string(pid) +
            ") or as root";
   }
-  // The kernel gives /proc/PID/* to root when the process is not dumpable.
-  struct stat proc_dir {};
-  std::string dir = "/proc/" + std::to_string(pid);
-  if (!privileged && stat(dir.c_str(), &proc_dir) == 0 && proc_dir.st_uid == 0 &&
+  // The kernel gives the files in /proc/PID to root when the process is not dumpable.
+  struct stat proc_file {};
+  std::string file = "/proc/" + std::to_string(pid) + "/status";
+  if (!privileged && stat(file.c_str(), &proc_file) == 0 && proc_file.st_uid == 0 &&
       status->effective_uid != 0) {
     return who + " is not dumpable (it called prctl(PR_SET_DUMPABLE, 0) or changed credentials); "
            "only root (CAP_SYS_PTRACE) may attach to it";
