@@ -75,6 +75,7 @@ def _exit_like_python(error):
     tb = error.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
         tb = tb.tb_next
+    error.__traceback__ = tb  # the default hook prints the exception's own traceback, not its argument
     sys.excepthook(type(error), error, tb)
     if isinstance(error, KeyboardInterrupt):
         import signal

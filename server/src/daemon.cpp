@@ -191,7 +191,7 @@ class Daemon {
     auto outcome = coordinator_.save(path, text);
     if (waiter && request_id) waiters_[outcome.ticket] = {waiter, *request_id};
     send_dispatches(outcome.dispatches);
-    if (outcome.completed) complete({*outcome.completed});
+    complete(outcome.completed);
   }
 
   void send_dispatches(const std::vector<Dispatch>& dispatches) {
@@ -486,6 +486,7 @@ void Daemon::handle_client(const std::shared_ptr<Connection>& connection, const 
 
 int run_daemon(const RuntimeDir& dir, InstanceLock lock, int listen_fd, const DaemonOptions& options) {
   ::signal(SIGPIPE, SIG_IGN);
+  if (!lock.record_pid()) log_line("cannot record the daemon's pid in " + dir.lock());
   Daemon daemon(dir, listen_fd, options);
   const int status = daemon.run();
   (void)lock;  // held until here

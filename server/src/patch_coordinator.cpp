@@ -148,39 +148,34 @@ PatchCoordinator::SaveOutcome PatchCoordinator::save(const std::string& path, st
   if (module.has_errors()) {
     ticket.result.ok = false;
     for (const auto& error : module.errors) ticket.result.errors.push_back(protocol::syntax_error_to_json(module, error));
-    outcome.completed = std::move(ticket.result);
+    outcome.completed.push_back(std::move(ticket.result));
     tickets_.erase(ticket_id);
     return outcome;
   }
 
   const std::vector<AgentId> targets = agents_with_file(key);
   if (targets.empty()) {
-    outcome.completed = std::move(ticket.result);
+    outcome.completed.push_back(std::move(ticket.result));
     tickets_.erase(ticket_id);
     return outcome;
   }
   ticket.waiting.insert(targets.begin(), targets.end());
   saves_[save_number] = Save{key, std::move(text), ticket_id};
 
-  std::vector<TicketResult> completed;
   for (const AgentId id : targets) {
     Agent& agent = agents_.at(id);
     ProcessFile& file = agent.files.at(key);
     if (file.in_flight) {
       if (file.pending) {  // coalesce: only the newest waits behind the plan in flight
         answer(saves_.at(*file.pending).ticket, id,
-               {agent.info.pid, "superseded", json{{"error", "a newer save of the same file replaced it"}}}, completed);
+               {agent.info.pid, "superseded", json{{"error", "a newer save of the same file replaced it"}}},
+               outcome.completed);
       }
       file.pending = save_number;
       continue;
     }
-    if (auto dispatch = make_dispatch(id, agent, file, key, save_number, completed)) {
+    if (auto dispatch = make_dispatch(id, agent, file, key, save_number, outcome.completed)) {
       outcome.dispatches.push_back(std::move(*dispatch));
-    }
-  }
-  for (TicketResult& result : completed) {
-    if (result.ticket == ticket_id) {
-      outcome.completed = std::move(result);
     }
   }
   return outcome;

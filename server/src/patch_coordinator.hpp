@@ -81,7 +81,9 @@ class PatchCoordinator {
 
   struct SaveOutcome {
     std::vector<Dispatch> dispatches;
-    std::optional<TicketResult> completed;  // when nothing had to be sent
+    // Tickets completed by this save: its own when nothing had to be sent, and older saves it
+    // superseded.
+    std::vector<TicketResult> completed;
     TicketId ticket = 0;
   };
   // A new version of `path`. Returns what to send now; the ticket completes through on_result.

@@ -63,13 +63,17 @@ std::optional<InstanceLock> InstanceLock::acquire(const RuntimeDir& dir, int& ho
     close(fd);
     return std::nullopt;
   }
-  const std::string pid = std::to_string(getpid()) + "\n";
-  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+  InstanceLock lock(fd);
+  if (!lock.record_pid()) {
     error = "cannot write " + dir.lock() + ": " + std::strerror(errno) + " (disk full?)";
-    close(fd);
     return std::nullopt;
   }
-  return InstanceLock(fd);
+  return lock;
+}
+
+bool InstanceLock::record_pid() const {
+  const std::string pid = std::to_string(getpid()) + "\n";
+  return ftruncate(fd_, 0) == 0 && pwrite(fd_, pid.data(), pid.size(), 0) == static_cast<ssize_t>(pid.size());
 }
 
 InstanceLock::~InstanceLock() {

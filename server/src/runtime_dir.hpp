@@ -28,6 +28,8 @@ class InstanceLock {
  public:
   // Returns nullopt when another daemon holds it; `holder_pid` is then its pid when known.
   static std::optional<InstanceLock> acquire(const RuntimeDir& dir, int& holder_pid, std::string& error);
+  // Writes the current pid into the lock file: called again by the daemon after it forked.
+  bool record_pid() const;
   InstanceLock(InstanceLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
   InstanceLock& operator=(InstanceLock&&) = delete;
   ~InstanceLock();

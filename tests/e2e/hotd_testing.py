@@ -1,0 +1,180 @@
+"""Shared helpers for end-to-end tests: a private runtime directory, the real `hotd` binary, real
+Python processes under `hotd run`, and a raw JSON-RPC client for the daemon socket."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HOTD = os.environ.get("HOTD_BINARY", "")
+PYTHON = os.environ.get("HOTD_TEST_PYTHON", "/usr/bin/python3")
+
+
+def wait_for(predicate, timeout=10.0, interval=0.02, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, message))
+
+
+def frame(message):
+    body = json.dumps(message).encode()
+    return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+class RpcClient(object):
+    """A raw client on the daemon socket, to send requests without waiting (ordering tests)."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        self.buffer = b""
+        self.next_id = 1
+
+    def send(self, method, params=None):
+        request_id = self.next_id
+        self.next_id += 1
+        self.sock.sendall(frame({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params or {}}))
+        return request_id
+
+    def receive(self, timeout=10.0):
+        self.sock.settimeout(timeout)
+        while True:
+            header_end = self.buffer.find(b"\r\n\r\n")
+            if header_end >= 0:
+                length = int(self.buffer[:header_end].split(b":")[1])
+                if len(self.buffer) >= header_end + 4 + length:
+                    body = self.buffer[header_end + 4:header_end + 4 + length]
+                    self.buffer = self.buffer[header_end + 4 + length:]
+                    return json.loads(body)
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("the daemon closed the connection")
+            self.buffer += chunk
+
+    def call(self, method, params=None, timeout=10.0):
+        request_id = self.send(method, params)
+        while True:
+            reply = self.receive(timeout)
+            if reply.get("id") == request_id:
+                return reply
+
+    def close(self):
+        self.sock.close()
+
+
+class HotdTestCase(unittest.TestCase):
+    """Each test gets its own runtime directory (so its own daemon) and work directory."""
+
+    def setUp(self):
+        if not HOTD or not os.access(HOTD, os.X_OK):
+            self.fail("HOTD_BINARY must point at the built hotd binary")
+        self.work = tempfile.mkdtemp(prefix="hotd-e2e-")
+        self.runtime = os.path.join(self.work, "runtime")
+        self.env = dict(os.environ, HOTD_RUNTIME_DIR=self.runtime)
+        self.processes = []
+
+    def tearDown(self):
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            for stream in (process.stdin, process.out_file, process.err_file):
+                if stream:
+                    stream.close()
+        self.hotd("stop", check=False)
+        self.kill_daemon()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    # --- the binary ---------------------------------------------------------------------------
+
+    def hotd(self, *args, check=True, timeout=30, input=None):
+        result = subprocess.run([HOTD] + list(args), env=self.env, capture_output=True, text=True,
+                                timeout=timeout, input=input)
+        if check and result.returncode != 0:
+            self.fail("hotd %s exited %d\nstdout: %s\nstderr: %s" % (" ".join(args), result.returncode,
+                                                                   result.stdout, result.stderr))
+        return result
+
+    def daemon_pid(self):
+        try:
+            with open(os.path.join(self.runtime, "daemon.lock")) as lock:
+                return int(lock.read().strip() or 0)
+        except (OSError, ValueError):
+            return 0
+
+    def kill_daemon(self):
+        pid = self.daemon_pid()
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def daemon_log(self):
+        try:
+            with open(os.path.join(self.runtime, "daemon.log")) as log:
+                return log.read()
+        except OSError:
+            return ""
+
+    # --- programs under hotd run --------------------------------------------------------------
+
+    def write(self, name, text):
+        path = os.path.join(self.work, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "w") as out:
+            out.write(text)
+        os.replace(path + ".tmp", path)
+        return path
+
+    def start(self, script, *args, options=(), python=None):
+        out = open(os.path.join(self.work, "out-%d.txt" % len(self.processes)), "w+")
+        err = open(os.path.join(self.work, "err-%d.txt" % len(self.processes)), "w+")
+        command = [HOTD, "run", "--python", python or PYTHON] + list(options) + [script] + list(args)
+        process = subprocess.Popen(command, env=self.env, stdout=out, stderr=err, stdin=subprocess.PIPE)
+        process.out_path, process.err_path = out.name, err.name
+        process.out_file, process.err_file = out, err
+        self.processes.append(process)
+        return process
+
+    @staticmethod
+    def output(process):
+        with open(process.out_path) as out:
+            return out.read()
+
+    @staticmethod
+    def errors(process):
+        with open(process.err_path) as err:
+            return err.read()
+
+    def attached_pids(self):
+        result = self.hotd("ps", "--json", check=False)
+        if result.returncode != 0:
+            return []
+        return [process["pid"] for process in json.loads(result.stdout)["processes"]]
+
+    def wait_attached(self, process, files=1):
+        def ready():
+            listing = self.hotd("ps", "--json", check=False)
+            if listing.returncode != 0:
+                return False
+            for entry in json.loads(listing.stdout)["processes"]:
+                if entry["pid"] == process.pid and len(entry["files"]) >= files:
+                    return True
+            return False
+
+        wait_for(ready, message="process %d to register with the daemon" % process.pid)
+
+    def wait_output(self, process, text, timeout=10.0):
+        wait_for(lambda: text in self.output(process), timeout=timeout,
+                 message="%r in the output of %d (it printed: %r)" % (text, process.pid, self.output(process)[-300:]))
