@@ -15,6 +15,7 @@ Exit status: 0 all passed, 1 a case failed, 77 (ctest SKIP_RETURN_CODE) the inte
 """
 
 import argparse
+import atexit
 import concurrent.futures
 import glob
 import json
@@ -23,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 AGENT_DIR = os.path.normpath(os.path.join(HERE, "..", "..", "runtime", "python", "hotd_agent"))
@@ -139,6 +141,24 @@ def run_case(case, python, hotd, apply):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def snapshot_binary(path, wait_seconds=60):
+    """A private copy of hotd: the build directory is shared, and a relink during the run (the file
+    briefly missing or not executable) must not fail cases."""
+    copy = os.path.join(tempfile.mkdtemp(prefix="hotd-conf-bin-"), "hotd")
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            shutil.copyfile(path, copy)
+            os.chmod(copy, 0o755)
+            subprocess.run([copy, "--help"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            atexit.register(shutil.rmtree, os.path.dirname(copy), True)
+            return copy
+        except (OSError, subprocess.CalledProcessError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hotd", required=True, help="path of the hotd binary")
@@ -154,12 +174,13 @@ def main():
         return SKIP
     version = subprocess.run([python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
                              stdout=subprocess.PIPE, universal_newlines=True).stdout.strip()
+    hotd = snapshot_binary(args.hotd)
     cases = [parse_case(p) for p in sorted(glob.glob(os.path.join(HERE, "cases", "*.case")))]
     cases = [c for c in cases if args.filter in c["name"]]
     apply = APPLIERS[args.apply]
     failed = 0
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        outcomes = pool.map(lambda c: run_case(c, python, args.hotd, apply), cases)
+        outcomes = pool.map(lambda c: run_case(c, python, hotd, apply), cases)
         for case, (passed, details) in zip(cases, outcomes):
             print("%s %s (python %s)" % ("PASS" if passed else "FAIL", case["name"], version), flush=True)
             if not passed:
