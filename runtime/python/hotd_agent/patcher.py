@@ -31,6 +31,8 @@ _CLASS_BOOKKEEPING = frozenset(
     ("__module__", "__qualname__", "__classcell__", "__firstlineno__", "__static_attributes__", "__doc__")
 )
 
+_MISSING = object()
+
 _OP_STATUS = {"update": "updated", "add": "added", "delete": "deleted", "shift": "shifted", "exec": "executed"}
 
 
@@ -405,10 +407,9 @@ class _ModulePatch:
         result["running_frames"] = self.running.get(old_code, 0)
         if old_code.co_freevars == new.__code__.co_freevars:
             _transplant(old, new, self.swaps)
-            self.swapped[change["qualname"]] = (old_code, new.__code__)
         else:
             self._replace_function(change, binding, new, cls, result)
-            self.swapped[change["qualname"]] = (old_code, new.__code__)
+        self.swapped[change["qualname"]] = (old_code, new.__code__)
         for obj in binding.chain[:-1]:
             clear = getattr(obj, "cache_clear", None)
             if callable(clear):
@@ -573,8 +574,6 @@ class _ModulePatch:
                 self.notifications.append((previous, "updated", result))
         return kept
 
-
-_MISSING = object()
 
 
 def _identity(function):
