@@ -19,8 +19,9 @@ using namespace hotd::attach_test;
 
 namespace {
 
-// Empty when the round went well, otherwise what went wrong.
-std::string one_round(int round, const std::string& directory) {
+// Empty when the round went well, otherwise what went wrong. `deferred` is set when the first
+// interrupt found the thread at an unsafe point (inside libc or a memory system call).
+std::string one_round(int round, const std::string& directory, bool& deferred) {
   auto target = TargetProcess::spawn(python_target("/usr/bin/python3", "alloc"));
   if (!target) return "spawn failed";
   if (!target->wait_for_line("ready", 20000ms)) return "target did not start";
@@ -29,6 +30,7 @@ std::string one_round(int round, const std::string& directory) {
   std::string output = directory + "/out" + std::to_string(round);
   auto result = inj::inject(target->pid(), payload_library(), "hotd_probe_start", output);
   if (!result) return std::string(inj::to_string(result.error().code)) + ": " + result.error().message;
+  deferred = result->safe_point_attempts > 1;
   std::string content = wait_for_file_lines(output, 1);
   if (content != "pid=" + std::to_string(target->pid()) + " arg=" + output + "\n") return "payload output: " + content;
   auto status = target->status();
@@ -47,14 +49,16 @@ TEST_CASE("240 fresh allocation-heavy targets, zero crashes") {
   constexpr int kTargets = 240;
   constexpr int kParallel = 6;
   TempDir dir;
-  std::atomic<int> next{0};
+  std::atomic<int> next{0}, deferred_count{0};
   std::mutex lock;
   std::vector<std::string> failures;
   std::vector<std::thread> workers;
   for (int w = 0; w < kParallel; ++w) {
     workers.emplace_back([&] {
       for (int round; (round = next++) < kTargets;) {
-        std::string failure = one_round(round, dir.path());
+        bool deferred = false;
+        std::string failure = one_round(round, dir.path(), deferred);
+        deferred_count += deferred;
         if (!failure.empty()) {
           std::lock_guard guard(lock);
           failures.push_back("target " + std::to_string(round) + ": " + failure);
@@ -66,5 +70,6 @@ TEST_CASE("240 fresh allocation-heavy targets, zero crashes") {
   for (const std::string& failure : failures) MESSAGE(failure);
   CHECK(failures.empty());
   const int succeeded = kTargets - static_cast<int>(failures.size());
-  MESSAGE(succeeded << " of " << kTargets << " injections succeeded");
+  MESSAGE(succeeded << " of " << kTargets << " injections succeeded; " << deferred_count.load()
+                    << " first found the thread at an unsafe point and waited");
 }

@@ -53,6 +53,9 @@ def allocate(seed):
     # Many sizes: small objects (pymalloc), medium (malloc arenas) and large (mmap/munmap).
     blobs = [bytearray(((seed + k) % 251,)) * (1 << (k % 22)) for k in range(24)]
     table = {str(k): list(range(k % 97)) for k in range(300)}
+    # Objects above 512 bytes bypass pymalloc: every one is a libc malloc and free.
+    chunks = [b"m" * (513 + (k * 37) % 20000) for k in range(1500)]
+    check(sum(len(c) for c in chunks) == sum(513 + (k * 37) % 20000 for k in range(1500)), "chunk sizes")
     check(all(len(b) == 1 << (k % 22) and b[-1] == (seed + k) % 251 for k, b in enumerate(blobs)), "blob contents")
     check(sum(len(v) for v in table.values()) == sum(k % 97 for k in range(300)), "dict contents")
 

@@ -232,6 +232,11 @@ class Hijack {
       if (!arch::get_registers(tracee_.tid(), now)) return {CallOutcome::Failed, 0, std::string("reading registers: ") + std::strerror(errno)};
       if (stop.signal == SIGSEGV && arch::instruction_pointer(now) == 0) return {CallOutcome::Returned, arch::return_value(now), {}};
       if (is_fault(stop.info)) {
+        // An abort() of the injected code itself is part of the crash we contain, not a signal for
+        // the target to receive later.
+        std::erase_if(pending_, [&](const siginfo_t& info) {
+          return info.si_signo == SIGABRT && info.si_pid == tracee_.tid();
+        });
         return {CallOutcome::Crashed, 0,
                 std::string(strsignal(stop.signal)) + " at " + describe_address(tracee_.tid(), arch::instruction_pointer(now))};
       }
