@@ -199,6 +199,7 @@ TEST_CASE("same uid without CAP_SYS_PTRACE is permitted (no Yama restriction her
 TEST_CASE("no safe point: the main thread stays inside libc (qsort) past the timeout") {
   TempDir dir;
   auto target = start(python_target("/usr/bin/python3", "libc_spin"));
+  std::this_thread::sleep_for(300ms);  // "ready" comes just before the call into qsort (~3 s)
   inj::InjectOptions options;
   options.timeout = 400ms;
   auto result = inj::inject(target.pid(), payload_library(), kStart, dir.file("out"), options);
