@@ -12,18 +12,6 @@
 
 namespace hotd::injector {
 
-std::optional<ElfFile> ElfFile::open(const std::string& path, std::string& error) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    error = path + ": " + std::strerror(errno);
-    return std::nullopt;
-  }
-  auto elf = open_fd(fd, error);
-  ::close(fd);
-  if (!elf) error = path + ": " + error;
-  return elf;
-}
-
 std::optional<ElfFile> ElfFile::open_fd(int fd, std::string& error) {
   struct stat st {};
   if (fstat(fd, &st) != 0 || st.st_size < static_cast<off_t>(sizeof(Elf64_Ehdr))) {
@@ -75,8 +63,6 @@ const T* ElfFile::at(uint64_t offset, uint64_t count) const {
 }
 
 uint16_t ElfFile::machine() const { return at<Elf64_Ehdr>(0)->e_machine; }
-
-bool ElfFile::is_executable_type() const { return at<Elf64_Ehdr>(0)->e_type == ET_EXEC; }
 
 uint64_t ElfFile::first_load_address() const {
   const auto* header = at<Elf64_Ehdr>(0);

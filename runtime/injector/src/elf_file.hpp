@@ -12,9 +12,8 @@ namespace hotd::injector {
 
 class ElfFile {
  public:
-  // Maps `path` read-only. Returns nullopt with `error` set if it is not a readable ELF64 file.
-  static std::optional<ElfFile> open(const std::string& path, std::string& error);
-  // Same, for an already open descriptor (which is not kept).
+  // Maps the file behind `fd` (which is not kept) read-only. Returns nullopt with `error` set if it is
+  // not an ELF64 file.
   static std::optional<ElfFile> open_fd(int fd, std::string& error);
 
   ElfFile(ElfFile&& other) noexcept;
@@ -22,7 +21,6 @@ class ElfFile {
   ~ElfFile();
 
   uint16_t machine() const;
-  bool is_executable_type() const;  // ET_EXEC: linked at fixed addresses, load bias 0
 
   // Virtual address (before the load bias) of the lowest PT_LOAD segment, page aligned.
   uint64_t first_load_address() const;

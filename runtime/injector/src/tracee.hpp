@@ -41,8 +41,6 @@ class Tracee {
   // for the signal to be delivered). 0 or errno.
   int detach(int signal = 0, const siginfo_t* info = nullptr);
 
-  bool stopped() const { return attached_ && stopped_; }
-  bool alive() const { return !dead_; }
   pid_t tid() const { return tid_; }
 
   // Access to the tracee's memory through /proc/PID/mem (works regardless of page protections).
