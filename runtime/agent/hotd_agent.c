@@ -231,31 +231,32 @@ static int next_frame(struct buffer* buffer, size_t* consumed, const char** body
 
 // --- Calling the Python half ----------------------------------------------------------------
 
-// Loads hotd_agent from its directory without touching sys.path, registered as `hotd_agent` so that
-// user code can `import hotd_agent` for the hooks API.
+// Loads hotd_agent from its directory and registers it as `hotd_agent`, so that user code can
+// `import hotd_agent` for the hooks API. Neither sys.path nor the target's __main__ namespace is
+// touched, and importlib.util is avoided: on some versions it imports threading, which must not
+// happen first on a foreign thread.
 static int load_python_half(struct agent* agent) {
   if (agent->link) return 0;
-  size_t size = strlen(agent->package_dir) * 2 + 1024;
+  if (strpbrk(agent->package_dir, "'\\\n")) {
+    debug("refusing a package path with quotes, backslashes or newlines: %s", agent->package_dir);
+    return -1;
+  }
+  static const char* const format =
+      "exec(compile('''\n"
+      "import sys, types\n"
+      "if 'hotd_agent' not in sys.modules:\n"
+      "    m = types.ModuleType('hotd_agent')\n"
+      "    m.__file__ = '%s/__init__.py'\n"
+      "    m.__path__ = ['%s']\n"
+      "    m.__package__ = 'hotd_agent'\n"
+      "    sys.modules['hotd_agent'] = m\n"
+      "    with open(m.__file__) as f:\n"
+      "        exec(compile(f.read(), m.__file__, 'exec'), vars(m))\n"
+      "''', '<hotd agent>', 'exec'), {'__builtins__': __builtins__})\n";
+  const size_t size = strlen(format) + 2 * strlen(agent->package_dir) + 1;
   char* code = malloc(size);
   if (!code) return -1;
-  char escaped[8192];
-  size_t j = 0;
-  for (const char* p = agent->package_dir; *p && j < sizeof escaped - 2; ++p) {
-    if (*p == '\\' || *p == '\'') escaped[j++] = '\\';
-    escaped[j++] = *p;
-  }
-  escaped[j] = '\0';
-  snprintf(code, size,
-           "import sys\n"
-           "if 'hotd_agent' not in sys.modules:\n"
-           "    import importlib.util as _u\n"
-           "    _s = _u.spec_from_file_location('hotd_agent', '%s/__init__.py', "
-           "submodule_search_locations=['%s'])\n"
-           "    _m = _u.module_from_spec(_s)\n"
-           "    sys.modules['hotd_agent'] = _m\n"
-           "    _s.loader.exec_module(_m)\n"
-           "    del _u, _s, _m\n",
-           escaped, escaped);
+  snprintf(code, size, format, agent->package_dir, agent->package_dir);
   const int status = py.PyRun_SimpleString(code);
   free(code);
   if (status != 0) return -1;
