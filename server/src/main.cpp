@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "attach_command.hpp"
 #include "daemon_commands.hpp"
 #include "source_commands.hpp"
 
@@ -66,6 +67,15 @@ int main(int argc, char** argv) {
   CLI::App* status_command = app.add_subcommand("status", "Show the daemon: pid, uptime, socket, editors and processes.");
   status_command->add_flag("--json", status_json, "Print as JSON");
 
+  hotd::cli::AttachOptions attach;
+  CLI::App* attach_command = app.add_subcommand(
+      "attach", "Inject the agent into a running Python process (3.7 to 3.13, Linux x86_64) so that saves patch it.");
+  attach_command->add_option("PID", attach.pid, "Process id of a running Python program")->required();
+  attach_command->add_option("--timeout", attach.timeout_seconds, "Seconds to wait for a safe point and for the agent (default 5)");
+  attach_command->add_flag("--json", attach.json, "Print the attached process as JSON");
+  attach_command->footer("Exit status: 0 when attached (or already attached), 1 when the agent loaded but the process never "
+                         "released the GIL in time, 2 when nothing was done (with the reason).");
+
   int detach_pid = 0;
   CLI::App* detach_command = app.add_subcommand("detach", "Stop patching a process (it keeps running; patched code stays).");
   detach_command->add_option("PID", detach_pid, "Process id")->required();
@@ -105,6 +115,7 @@ int main(int argc, char** argv) {
   if (*patch_command) return hotd::cli::run_patch(patch);
   if (*ps_command) return hotd::cli::run_ps(ps_json);
   if (*status_command) return hotd::cli::run_status(status_json);
+  if (*attach_command) return hotd::cli::run_attach(attach);
   if (*detach_command) return hotd::cli::run_detach(detach_pid);
   if (*serve_command) return hotd::cli::run_serve(serve);
   if (*stop_command) return hotd::cli::run_stop();

@@ -1,0 +1,150 @@
+#include "attach_command.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon_client.hpp"
+#include "hotd/injector/injector.hpp"
+#include "source_commands.hpp"
+
+namespace hotd::cli {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::optional<json> find_process(DaemonClient& client, int pid, bool& waiting_for_gil, std::string& error) {
+  const auto status = client.request("hotd/status", json::object(), std::chrono::seconds(5), error);
+  if (!status) return std::nullopt;
+  waiting_for_gil = false;
+  for (const auto& waiting : (*status)["waiting_for_gil"]) waiting_for_gil |= waiting.get<int>() == pid;
+  for (const auto& process : (*status)["processes"]) {
+    if (process.value("pid", 0) == pid) return process;
+  }
+  return json();
+}
+
+// What the target's main thread is doing, for a message about why it never let the agent in.
+std::string main_thread_activity(int pid) {
+  std::ifstream file("/proc/" + std::to_string(pid) + "/syscall");
+  std::string first;
+  file >> first;
+  if (first.empty()) return "in an unknown state";
+  if (first == "running") return "running Python or C code without releasing the GIL";
+  static const std::map<long, const char*> names = {
+      {0, "read"},          {7, "poll"},           {23, "select"},       {35, "nanosleep"},  {43, "accept"},
+      {61, "wait4"},        {202, "futex"},        {230, "clock_nanosleep"}, {232, "epoll_wait"},
+      {270, "pselect6"},    {271, "ppoll"},        {281, "epoll_pwait"}, {288, "accept4"}, {45, "recvfrom"},
+      {219, "restart_syscall (a sleep or wait resumed after an interruption)"}};
+  const long number = std::strtol(first.c_str(), nullptr, 10);
+  const auto found = names.find(number);
+  return std::string("blocked in the system call ") + (found != names.end() ? found->second : first) +
+         " while holding the GIL (a C extension that does not release it)";
+}
+
+std::string describe(const json& process) {
+  std::string script = "?";
+  const auto& argv = process.value("argv", json::array());
+  if (!argv.empty()) script = argv[0].get<std::string>();
+  const std::size_t files = process.value("files", json::array()).size();
+  return "python " + process.value("python_version", std::string("?")) + ", " + script + ", " + std::to_string(files) +
+         (files == 1 ? " module file" : " module files");
+}
+
+bool visible_in_target(const std::string& root, const std::string& path) {
+  struct stat ours {}, theirs {};
+  return stat(path.c_str(), &ours) == 0 && stat((root + path).c_str(), &theirs) == 0 && ours.st_ino == theirs.st_ino &&
+         ours.st_dev == theirs.st_dev;
+}
+
+}  // namespace
+
+int run_attach(const AttachOptions& options) {
+  const auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<long>(options.timeout_seconds * 1000));
+  const auto target = injector::inspect_target(options.pid);
+  if (!target) {
+    std::cerr << "hotd attach: " << target.error().message << "\n";
+    return kExitUsage;
+  }
+  std::string error;
+  auto client = DaemonClient::connect(true, error);
+  if (!client) {
+    std::cerr << "hotd attach: " << error << "\n";
+    return kExitUsage;
+  }
+  bool waiting = false;
+  if (const auto existing = find_process(*client, options.pid, waiting, error); existing && !existing->is_null()) {
+    std::cout << "hotd: already attached to " << options.pid << " (" << describe(*existing) << ")\n";
+    return kExitOk;
+  }
+
+  const std::string socket = client->runtime_dir().socket();
+  const std::string package = HOTD_PYTHON_DIR "/hotd_agent";
+  if (target->other_mount_namespace) {
+    for (const std::string& path : {socket, package}) {
+      if (!visible_in_target(target->root, path)) {
+        std::cerr << "hotd attach: process " << options.pid << " runs in another mount namespace (a container?) "
+                  << "where " << path << " is not visible. Run hotd inside that namespace, or give it a shared "
+                  << "runtime directory with HOTD_RUNTIME_DIR on a path both see.\n";
+        return kExitUsage;
+      }
+    }
+  }
+
+  const std::string config = "socket=" + socket + "\npackage=" + package + "\nlauncher=attach\n";
+  injector::InjectOptions inject_options;
+  inject_options.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  const auto report = injector::inject(options.pid, HOTD_AGENT_LIBRARY, "hotd_agent_start", config, inject_options);
+  if (!report) {
+    std::cerr << "hotd attach: " << report.error().message << "\n";
+    return kExitUsage;
+  }
+  if (report->start_result < 0) {
+    std::cerr << "hotd attach: the agent could not start in " << options.pid << " (out of memory or threads?)\n";
+    return kExitUsage;
+  }
+
+  // The agent connects, announces itself, then takes the GIL to register: wait for that.
+  for (;;) {
+    const auto process = find_process(*client, options.pid, waiting, error);
+    if (!process) {
+      std::cerr << "hotd attach: " << error << "\n";
+      return kExitUsage;
+    }
+    if (!process->is_null()) {
+      if (options.json) {
+        std::cout << json{{"pid", options.pid}, {"process", *process},
+                          {"attach_ms", std::chrono::duration<double, std::milli>(report->duration).count()}}
+                         .dump(2)
+                  << "\n";
+      } else {
+        std::cout << "attached to " << options.pid << ": " << describe(*process) << "\n";
+      }
+      return kExitOk;
+    }
+    if (Clock::now() > deadline) {
+      if (waiting) {
+        std::cerr << "hotd attach: the agent is loaded in " << options.pid << " but the process never released the "
+                  << "GIL: its main thread is " << main_thread_activity(options.pid)
+                  << ". It will register as soon as it does; the process is unharmed.\n";
+      } else {
+        std::cerr << "hotd attach: the agent was loaded in " << options.pid
+                  << " but did not connect to the daemon; is the process still running?\n";
+      }
+      return kExitFailed;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+}  // namespace hotd::cli
