@@ -1,10 +1,16 @@
 #include "daemon.hpp"
 
+#include <fcntl.h>
+#include <spawn.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <deque>
 #include <filesystem>
@@ -18,9 +24,13 @@
 #include <boost/asio.hpp>
 #include <nlohmann/json.hpp>
 
+#include "daemon_client.hpp"
 #include "directory_watcher.hpp"
 #include "hotd/protocol/framing.hpp"
+#include "lsp_session.hpp"
 #include "patch_coordinator.hpp"
+
+extern char** environ;
 
 namespace hotd::server {
 
@@ -55,14 +65,20 @@ std::string canonical_path(const std::string& path) {
 
 json error_object(int code, const std::string& message) { return {{"code", code}, {"message", message}}; }
 
+// The method of a message, or "" when it has none or it is not a string.
+std::string method_of(const json& message) {
+  const auto found = message.find("method");
+  return found != message.end() && found->is_string() ? found->get<std::string>() : std::string();
+}
+
 }  // namespace
 
 class Daemon;
 
-// One peer on the socket: an agent, a command-line client or (later) an editor.
+// One peer on the socket: an agent, a command-line client or an editor, decided by its first message.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  enum class Role { Unknown, Agent, Client };
+  enum class Role { Unknown, Agent, Client, Editor };
 
   Connection(Daemon& daemon, Socket socket, int uid, int pid)
       : daemon_(daemon), socket_(std::move(socket)), peer_uid_(uid), peer_pid_(pid) {}
@@ -72,6 +88,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void close();
 
   Role role = Role::Unknown;
+  std::shared_ptr<LspSession> editor;  // with Role::Editor
   AgentId agent = 0;
   int agent_pid = 0;
   bool waiting_for_gil = false;
@@ -102,7 +119,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool open_ = true;
 };
 
-class Daemon {
+class Daemon : public LspBackend {
  public:
   Daemon(const RuntimeDir& dir, int listen_fd, const DaemonOptions& options)
       : dir_(dir),
@@ -143,6 +160,41 @@ class Daemon {
   void handle(const std::shared_ptr<Connection>& connection, const std::string& body);
   void closed(const std::shared_ptr<Connection>& connection);
   asio::io_context& io() { return io_; }
+
+  // An editor on any transport: its session receives every save's results until close_editor.
+  std::shared_ptr<LspSession> open_editor(LspSession::Send send, LspSession::Close close, const std::string& who) {
+    auto session = std::make_shared<LspSession>(
+        *this, std::move(send), std::move(close), [who](const std::string& line) { log_line(who + ": " + line); },
+        HOTD_VERSION);
+    editors_.insert(session);
+    return session;
+  }
+  void close_editor(const std::shared_ptr<LspSession>& session) { editors_.erase(session); }
+
+  // LspBackend
+  json status() override;
+  TicketId save(const std::string& path, const std::string& text) override {
+    auto outcome = coordinator_.save(path, text);
+    ticket_texts_[outcome.ticket] = text;
+    // Posted, so that the editor learns its ticket before any result of it arrives.
+    asio::post(io_, [this, outcome = std::move(outcome)] {
+      send_dispatches(outcome.dispatches);
+      complete(outcome.completed);
+    });
+    return outcome.ticket;
+  }
+  std::optional<std::string> read_file(const std::string& path) override { return read_whole_file(path); }
+  bool detach(int pid) override {
+    for (const auto& [agent, weak] : agent_connections_) {
+      const auto agent_connection = weak.lock();
+      if (agent_connection && agent_connection->agent_pid == pid) {
+        agent_connection->send({{"jsonrpc", "2.0"}, {"id", agent_connection->next_request_id++}, {"method", "agent/detach"}});
+        return true;
+      }
+    }
+    return false;
+  }
+  void attach(int pid, std::function<void(bool, const std::string&)> done) override;
 
  private:
   void accept() {
@@ -189,6 +241,7 @@ class Daemon {
   void apply_save(const std::string& path, const std::string& text, const std::shared_ptr<Connection>& waiter,
                   const json* request_id) {
     auto outcome = coordinator_.save(path, text);
+    ticket_texts_[outcome.ticket] = text;
     if (waiter && request_id) waiters_[outcome.ticket] = {waiter, *request_id};
     send_dispatches(outcome.dispatches);
     complete(outcome.completed);
@@ -220,11 +273,12 @@ class Daemon {
 
   void complete(const std::vector<TicketResult>& results) {
     for (const TicketResult& result : results) {
-      json processes = json::array();
-      for (const ProcessOutcome& process : result.processes) {
-        processes.push_back({{"pid", process.pid}, {"status", process.status}, {"result", process.result}});
-      }
-      const json summary = {{"file", result.file}, {"ok", result.ok}, {"errors", result.errors}, {"processes", processes}};
+      const json summary = save_summary_json(result);
+      const auto text = ticket_texts_.find(result.ticket);
+      const std::string saved = text == ticket_texts_.end() ? std::string() : std::move(text->second);
+      if (text != ticket_texts_.end()) ticket_texts_.erase(text);
+      // A copy: a session whose editor stopped reading is closed (and removed) while sending.
+      for (const auto& editor : std::vector(editors_.begin(), editors_.end())) editor->save_completed(result, saved);
       log_line("save of " + result.file + ": " + (result.ok ? "applied" : "not fully applied") + " in " +
                std::to_string(result.processes.size()) + " process(es)");
       const auto waiter = waiters_.find(result.ticket);
@@ -234,30 +288,6 @@ class Daemon {
       }
       waiters_.erase(waiter);
     }
-  }
-
-  json status() const {
-    json processes = json::array();
-    for (const AgentId id : coordinator_.agents()) processes.push_back(coordinator_.describe_agent(id));
-    int clients = 0;
-    json waiting = json::array();
-    for (const auto& connection : connections_) {
-      if (connection->role == Connection::Role::Client) ++clients;
-      if (connection->role == Connection::Role::Agent && connection->waiting_for_gil && !connection->agent) {
-        waiting.push_back(connection->agent_pid);
-      }
-    }
-    const auto uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
-    return {{"pid", ::getpid()},
-            {"version", HOTD_VERSION},
-            {"uptime_seconds", uptime},
-            {"socket", dir_.socket()},
-            {"runtime_dir", dir_.path},
-            {"clients", clients},
-            {"editors", 0},
-            {"watched_directories", watcher_.directory_count()},
-            {"processes", processes},
-            {"waiting_for_gil", waiting}};
   }
 
   void handle_agent(const std::shared_ptr<Connection>& connection, const json& message);
@@ -273,13 +303,40 @@ class Daemon {
   PatchCoordinator coordinator_;
   std::chrono::steady_clock::time_point started_;
   std::set<std::shared_ptr<Connection>> connections_;
+  std::set<std::shared_ptr<LspSession>> editors_;  // on the socket and on WebSockets
   std::map<AgentId, std::weak_ptr<Connection>> agent_connections_;
   struct Waiter {
     std::weak_ptr<Connection> connection;
     json request_id;
   };
   std::map<TicketId, Waiter> waiters_;
+  std::map<TicketId, std::string> ticket_texts_;  // the text of each save in progress, for editors' diagnostics
 };
+
+json Daemon::status() {
+  json processes = json::array();
+  for (const AgentId id : coordinator_.agents()) processes.push_back(coordinator_.describe_agent(id));
+  int clients = 0;
+  const auto editors = std::count_if(editors_.begin(), editors_.end(), [](const auto& e) { return e->initialized(); });
+  json waiting = json::array();
+  for (const auto& connection : connections_) {
+    if (connection->role == Connection::Role::Client) ++clients;
+    if (connection->role == Connection::Role::Agent && connection->waiting_for_gil && !connection->agent) {
+      waiting.push_back(connection->agent_pid);
+    }
+  }
+  const auto uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  return {{"pid", ::getpid()},
+          {"version", HOTD_VERSION},
+          {"uptime_seconds", uptime},
+          {"socket", dir_.socket()},
+          {"runtime_dir", dir_.path},
+          {"clients", clients},
+          {"editors", editors},
+          {"watched_directories", watcher_.directory_count()},
+          {"processes", processes},
+          {"waiting_for_gil", waiting}};
+}
 
 // --- Connection -------------------------------------------------------------------------------
 
@@ -349,6 +406,7 @@ void Connection::close() {
 
 void Daemon::closed(const std::shared_ptr<Connection>& connection) {
   connections_.erase(connection);
+  if (connection->editor) close_editor(connection->editor);
   for (auto& [id, outstanding] : connection->outstanding) outstanding.timer->cancel();
   if (connection->agent) {
     const AgentId agent = connection->agent;
@@ -359,24 +417,52 @@ void Daemon::closed(const std::shared_ptr<Connection>& connection) {
   }
 }
 
+// The first message decides the role: `agent/...` is an agent, `hotd/...` the command line, and
+// anything else an editor, whose session enforces LSP's rules (starting with `initialize`).
 void Daemon::handle(const std::shared_ptr<Connection>& connection, const std::string& body) {
+  if (connection->role == Connection::Role::Editor) return connection->editor->receive(body);
   json message = json::parse(body, nullptr, false);
   if (message.is_discarded() || !message.is_object()) {
+    log_line("pid " + std::to_string(connection->peer_pid()) + " sent a message that is not a JSON object");
     connection->send({{"jsonrpc", "2.0"}, {"id", nullptr}, {"error", error_object(-32700, "invalid JSON")}});
     return;
   }
-  const std::string method = message.value("method", "");
-  if (connection->role == Connection::Role::Agent || method.starts_with("agent/")) {
-    connection->role = Connection::Role::Agent;
-    handle_agent(connection, message);
-  } else {
-    connection->role = Connection::Role::Client;
-    handle_client(connection, message);
+  const std::string method = method_of(message);
+  if (connection->role == Connection::Role::Unknown) {
+    if (method.starts_with("agent/")) {
+      connection->role = Connection::Role::Agent;
+    } else if (method.starts_with("hotd/")) {
+      connection->role = Connection::Role::Client;
+    } else {
+      connection->role = Connection::Role::Editor;
+      const std::weak_ptr<Connection> weak = connection;
+      connection->editor = open_editor(
+          [weak](const json& reply) {
+            if (const auto peer = weak.lock()) peer->send(reply);
+          },
+          [weak] {
+            if (const auto peer = weak.lock()) peer->close();
+          },
+          "editor (pid " + std::to_string(connection->peer_pid()) + ")");
+      return connection->editor->receive(body);
+    }
+  }
+  try {
+    if (connection->role == Connection::Role::Agent) {
+      handle_agent(connection, message);
+    } else {
+      handle_client(connection, message);
+    }
+  } catch (const json::exception& error) {  // a field of the wrong type
+    log_line("pid " + std::to_string(connection->peer_pid()) + " sent invalid params for " + method + ": " + error.what());
+    if (message.contains("id") && !method.empty()) {
+      connection->send({{"jsonrpc", "2.0"}, {"id", message["id"]}, {"error", error_object(-32602, error.what())}});
+    }
   }
 }
 
 void Daemon::handle_agent(const std::shared_ptr<Connection>& connection, const json& message) {
-  const std::string method = message.value("method", "");
+  const std::string method = method_of(message);
   const json params = message.value("params", json::object());
   if (method == "agent/waitingForGil") {
     connection->waiting_for_gil = true;
@@ -441,7 +527,7 @@ void Daemon::handle_agent(const std::shared_ptr<Connection>& connection, const j
 }
 
 void Daemon::handle_client(const std::shared_ptr<Connection>& connection, const json& message) {
-  const std::string method = message.value("method", "");
+  const std::string method = method_of(message);
   const json id = message.value("id", json());
   const json params = message.value("params", json::object());
   auto reply = [&](const json& result) { connection->send({{"jsonrpc", "2.0"}, {"id", id}, {"result", result}}); };
@@ -467,13 +553,7 @@ void Daemon::handle_client(const std::shared_ptr<Connection>& connection, const 
     apply_save(path, *text, connection, &id);
   } else if (method == "hotd/detach") {
     const int pid = params.value("pid", 0);
-    for (const auto& [agent, weak] : agent_connections_) {
-      const auto agent_connection = weak.lock();
-      if (agent_connection && agent_connection->agent_pid == pid) {
-        agent_connection->send({{"jsonrpc", "2.0"}, {"id", agent_connection->next_request_id++}, {"method", "agent/detach"}});
-        return reply({{"pid", pid}, {"detached", true}});
-      }
-    }
+    if (detach(pid)) return reply({{"pid", pid}, {"detached", true}});
     fail(-32602, "no attached process with pid " + std::to_string(pid));
   } else if (method == "hotd/stop") {
     reply({{"stopping", true}});
@@ -482,6 +562,52 @@ void Daemon::handle_client(const std::shared_ptr<Connection>& connection, const 
   } else if (!id.is_null()) {
     fail(-32601, "unknown method " + method);
   }
+}
+
+// `hotd attach <pid>` as a child: its output (stdout and stderr) and exit status go to `done`.
+void Daemon::attach(int pid, std::function<void(bool, const std::string&)> done) {
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return done(false, std::string("cannot create a pipe: ") + std::strerror(errno));
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
+  const std::string executable = cli::self_executable();
+  std::string pid_text = std::to_string(pid);
+  char* argv[] = {const_cast<char*>(executable.c_str()), const_cast<char*>("attach"), pid_text.data(), nullptr};
+  pid_t child = 0;
+  const int spawned = posix_spawn(&child, executable.c_str(), &actions, nullptr, argv, environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(pipe_fds[1]);
+  if (spawned != 0) {
+    ::close(pipe_fds[0]);
+    return done(false, "cannot run " + executable + " attach: " + std::strerror(spawned));
+  }
+  log_line("running hotd attach " + pid_text + " (pid " + std::to_string(child) + ")");
+  struct Output {
+    asio::posix::stream_descriptor pipe;
+    std::array<char, 4096> buffer{};
+    std::string text;
+  };
+  auto output = std::make_shared<Output>(Output{asio::posix::stream_descriptor(io_, pipe_fds[0])});
+  auto read = std::make_shared<std::function<void()>>();
+  *read = [output, read, child, done = std::move(done)] {
+    output->pipe.async_read_some(asio::buffer(output->buffer), [output, read, child, done](
+                                                                   const boost::system::error_code& error, std::size_t size) {
+      if (!error) {
+        if (output->text.size() < 64 * 1024) output->text.append(output->buffer.data(), size);
+        return (*read)();
+      }
+      int status = 0;  // the pipe closed: the child is exiting
+      while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+      }
+      while (!output->text.empty() && output->text.back() == '\n') output->text.pop_back();
+      done(WIFEXITED(status) && WEXITSTATUS(status) == 0, output->text);
+      *read = nullptr;  // breaks the cycle read -> lambda -> read
+    });
+  };
+  (*read)();
 }
 
 int run_daemon(const RuntimeDir& dir, InstanceLock lock, int listen_fd, const DaemonOptions& options) {

@@ -5,6 +5,7 @@
 
 #include "attach_command.hpp"
 #include "daemon_commands.hpp"
+#include "lsp_bridge.hpp"
 #include "source_commands.hpp"
 
 namespace {
@@ -89,6 +90,10 @@ int main(int argc, char** argv) {
 
   CLI::App* stop_command = app.add_subcommand("stop", "Stop the daemon. Attached processes keep running and reconnect to the next one.");
 
+  CLI::App* lsp_command = app.add_subcommand(
+      "lsp", "Run the language server on stdin/stdout, for editors that launch a command (starts the daemon when needed).");
+  lsp_command->footer("Exit status: 0 after LSP shutdown and exit, 1 when the daemon went away (restart the server), 2 when it cannot start.");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -119,5 +124,6 @@ int main(int argc, char** argv) {
   if (*detach_command) return hotd::cli::run_detach(detach_pid);
   if (*serve_command) return hotd::cli::run_serve(serve);
   if (*stop_command) return hotd::cli::run_stop();
+  if (*lsp_command) return hotd::cli::run_lsp_bridge();
   return hotd::cli::kExitUsage;
 }

@@ -1,0 +1,445 @@
+#include "lsp_session.hpp"
+
+#include <filesystem>
+#include <stdexcept>
+
+namespace hotd::server {
+
+using nlohmann::json;
+using namespace lsp_error;
+
+namespace {
+
+constexpr int kSeverityError = 1;
+constexpr int kSeverityWarning = 2;
+constexpr int kMessageError = 1;
+constexpr int kMessageWarning = 2;
+constexpr int kMessageInfo = 3;
+constexpr int kSyncIncremental = 2;
+
+// Thrown while reading params; becomes InvalidParams for a request, a log line for a notification.
+struct InvalidParams : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+const json& field(const json& object, const char* name) {
+  if (!object.is_object() || !object.contains(name)) throw InvalidParams(std::string("missing field `") + name + "`");
+  return object[name];
+}
+
+std::string string_field(const json& object, const char* name) {
+  const json& value = field(object, name);
+  if (!value.is_string()) throw InvalidParams(std::string("`") + name + "` must be a string");
+  return value.get<std::string>();
+}
+
+std::uint32_t unsigned_field(const json& object, const char* name) {
+  const json& value = field(object, name);
+  if (!value.is_number_unsigned() || value.get<std::uint64_t>() > 0xFFFFFFFFu) {
+    throw InvalidParams(std::string("`") + name + "` must be a non-negative integer");
+  }
+  return value.get<std::uint32_t>();
+}
+
+std::int64_t integer_field(const json& object, const char* name) {
+  const json& value = field(object, name);
+  if (!value.is_number_integer()) throw InvalidParams(std::string("`") + name + "` must be an integer");
+  return value.get<std::int64_t>();
+}
+
+LspPosition position_from_json(const json& value) {
+  return {unsigned_field(value, "line"), unsigned_field(value, "character")};
+}
+
+LspRange range_from_json(const json& value) {
+  return {position_from_json(field(value, "start")), position_from_json(field(value, "end"))};
+}
+
+json position_to_json(LspPosition position) { return {{"line", position.line}, {"character", position.character}}; }
+
+std::string path_of(const std::string& uri) {
+  const auto path = uri_to_path(uri);
+  if (!path) throw InvalidParams("not a local file URI: " + uri.substr(0, 200));
+  return std::filesystem::path(*path).lexically_normal().string();
+}
+
+// A command argument given bare (`[1234]`) or named (`[{"pid": 1234}]`).
+const json& argument(const json& arguments, const char* name) {
+  if (!arguments.is_array() || arguments.empty()) throw InvalidParams(std::string("expected arguments [") + name + "]");
+  const json& first = arguments[0];
+  return first.is_object() ? field(first, name) : first;
+}
+
+int pid_argument(const json& arguments) {
+  const json& pid = argument(arguments, "pid");
+  if (!pid.is_number_unsigned() || pid.get<std::uint64_t>() == 0 || pid.get<std::uint64_t>() > 0x7FFFFFFF) {
+    throw InvalidParams("pid must be a positive integer");
+  }
+  return pid.get<int>();
+}
+
+// "updated value (line 3), rude P (line 5)": one process's results, for log lines.
+std::string describe_results(const json& result) {
+  std::string text;
+  for (const json& entry : result.value("results", json::array())) {
+    std::string subject = entry.value("qualname", json()).is_string() ? entry["qualname"].get<std::string>()
+                                                                      : entry.value("kind", std::string("statement"));
+    if (!text.empty()) text += ", ";
+    text += entry.value("status", std::string("?")) + " " + subject;
+    if (entry.value("line", json()).is_number()) text += " (line " + std::to_string(entry["line"].get<long>()) + ")";
+  }
+  return text;
+}
+
+std::string error_summary(const json& error) {
+  if (error.is_string()) return error.get<std::string>();
+  if (error.is_object()) return error.value("type", std::string("error")) + ": " + error.value("message", std::string());
+  return "unknown error";
+}
+
+}  // namespace
+
+json save_summary_json(const TicketResult& result) {
+  json processes = json::array();
+  for (const ProcessOutcome& process : result.processes) {
+    processes.push_back({{"pid", process.pid}, {"status", process.status}, {"result", process.result}});
+  }
+  return {{"file", result.file}, {"ok", result.ok}, {"errors", result.errors}, {"processes", processes}};
+}
+
+LspSession::LspSession(LspBackend& backend, Send send, Close close, Log log, std::string server_version)
+    : backend_(backend),
+      send_(std::move(send)),
+      close_(std::move(close)),
+      log_(std::move(log)),
+      server_version_(std::move(server_version)) {}
+
+// --- Message rules --------------------------------------------------------------------------------
+
+void LspSession::receive(const std::string& body) {
+  if (closed_) return;
+  json message;
+  try {
+    message = json::parse(body);
+  } catch (const json::parse_error& error) {
+    log_(std::string("editor sent invalid JSON: ") + error.what());
+    send_error(nullptr, kParseError, std::string("invalid JSON or UTF-8: ") + error.what());
+    return;
+  }
+  dispatch(message);
+}
+
+void LspSession::dispatch(const json& message) {
+  if (!message.is_object()) {
+    return send_error(nullptr, kInvalidRequest,
+                      message.is_array() ? "batches are not supported by LSP" : "a message must be a JSON object");
+  }
+  const bool is_request = message.contains("id");
+  const json id = is_request ? message["id"] : json();
+  if (is_request && !id.is_string() && !id.is_number_integer()) {
+    return send_error(nullptr, kInvalidRequest, "`id` must be an integer or a string");
+  }
+  if (message.value("jsonrpc", json()) != "2.0") return send_error(id, kInvalidRequest, "`jsonrpc` must be \"2.0\"");
+  if (!message.contains("method")) {
+    if (is_request && (message.contains("result") || message.contains("error"))) return;  // hotd sends no requests
+    return send_error(id, kInvalidRequest, "a message needs a `method` (or `result` for a response)");
+  }
+  if (!message["method"].is_string()) return send_error(id, kInvalidRequest, "`method` must be a string");
+  const std::string method = message["method"].get<std::string>();
+  const json params = message.contains("params") ? message["params"] : json::object();
+  if (!params.is_object() && !params.is_array()) {
+    if (is_request) return send_error(id, kInvalidParams, "`params` must be an object or an array");
+    return log_("editor notification " + method + " ignored: `params` must be an object or an array");
+  }
+
+  if (!is_request) {
+    static const std::map<std::string, NotificationHandler> notifications = {
+        {"initialized", &LspSession::on_initialized},
+        {"exit", &LspSession::on_exit},
+        {"$/cancelRequest", &LspSession::on_cancel},
+        {"textDocument/didOpen", &LspSession::on_did_open},
+        {"textDocument/didChange", &LspSession::on_did_change},
+        {"textDocument/didSave", &LspSession::on_did_save},
+        {"textDocument/didClose", &LspSession::on_did_close},
+    };
+    if (state_ == State::Uninitialized && method != "exit") return;  // dropped, as LSP asks
+    const auto handler = notifications.find(method);
+    if (handler == notifications.end()) {
+      if (!method.starts_with("$/")) log_("editor notification " + method + " ignored: not supported");
+      return;
+    }
+    try {
+      (this->*handler->second)(params);
+    } catch (const std::exception& error) {  // InvalidParams or a JSON type error
+      log_("editor notification " + method + " ignored: " + error.what());
+    }
+    return;
+  }
+
+  static const std::map<std::string, RequestHandler> requests = {
+      {"initialize", &LspSession::on_initialize},
+      {"shutdown", &LspSession::on_shutdown},
+      {"workspace/executeCommand", &LspSession::on_execute_command},
+  };
+  if (pending_.contains(id.dump())) return send_error(id, kInvalidRequest, "a request with this id is still pending");
+  if (state_ == State::Uninitialized && method != "initialize") {
+    return send_error(id, kServerNotInitialized, "the server is not initialized: send `initialize` first");
+  }
+  if (state_ != State::Uninitialized && method == "initialize") {
+    return send_error(id, kInvalidRequest, "`initialize` may be sent only once");
+  }
+  if (state_ == State::ShuttingDown) return send_error(id, kInvalidRequest, "the server is shutting down");
+  const auto handler = requests.find(method);
+  if (handler == requests.end()) return send_error(id, kMethodNotFound, "method not found: " + method);
+  pending_.insert(id.dump());
+  try {
+    if (auto outcome = (this->*handler->second)(id, params)) finish(id, *outcome);
+  } catch (const std::exception& error) {  // InvalidParams or a JSON type error
+    finish(id, Outcome::error(kInvalidParams, error.what()));
+  }
+}
+
+// Every reply goes through here: a request is answered at most once, and never after a cancel.
+void LspSession::finish(const json& id, const Outcome& outcome) {
+  if (closed_ || pending_.erase(id.dump()) == 0) return;
+  if (outcome.code != 0) {
+    send_({{"jsonrpc", "2.0"}, {"id", id}, {"error", {{"code", outcome.code}, {"message", outcome.message}}}});
+  } else {
+    send_({{"jsonrpc", "2.0"}, {"id", id}, {"result", outcome.result}});
+  }
+}
+
+void LspSession::send_error(const json& id, int code, const std::string& message) {
+  if (closed_) return;
+  send_({{"jsonrpc", "2.0"}, {"id", id}, {"error", {{"code", code}, {"message", message}}}});
+}
+
+void LspSession::notify(const std::string& method, json params) {
+  if (closed_) return;
+  send_({{"jsonrpc", "2.0"}, {"method", method}, {"params", std::move(params)}});
+}
+
+// --- Lifecycle ------------------------------------------------------------------------------------
+
+std::optional<LspSession::Outcome> LspSession::on_initialize(const json&, const json& params) {
+  if (!params.is_object()) throw InvalidParams("`params` of initialize must be an object");
+  state_ = State::Running;
+  const json capabilities = {
+      {"positionEncoding", "utf-16"},
+      {"textDocumentSync", {{"openClose", true}, {"change", kSyncIncremental}, {"save", {{"includeText", true}}}}},
+      {"executeCommandProvider", {{"commands", {"hotd.listProcesses", "hotd.attach", "hotd.detach", "hotd.patchFile"}}}},
+      {"experimental", {{"hotd", {{"patchedNotification", "hotd/patched"}}}}},
+  };
+  return Outcome::ok({{"capabilities", capabilities}, {"serverInfo", {{"name", "hotd"}, {"version", server_version_}}}});
+}
+
+std::optional<LspSession::Outcome> LspSession::on_shutdown(const json&, const json&) {
+  state_ = State::ShuttingDown;
+  return Outcome::ok(nullptr);
+}
+
+void LspSession::on_initialized(const json&) {}
+
+void LspSession::on_exit(const json&) {
+  closed_ = true;
+  close_();
+}
+
+void LspSession::on_cancel(const json& params) {
+  const json& id = field(params, "id");
+  if (!id.is_string() && !id.is_number_integer()) throw InvalidParams("`id` must be an integer or a string");
+  finish(id, Outcome::error(kRequestCancelled, "cancelled"));  // no-op when already answered
+}
+
+// --- Documents ------------------------------------------------------------------------------------
+
+void LspSession::on_did_open(const json& params) {
+  const json& item = field(params, "textDocument");
+  const std::string uri = string_field(item, "uri");
+  documents_.insert_or_assign(uri, LspDocument(string_field(item, "text"), integer_field(item, "version")));
+  if (const auto path = uri_to_path(uri)) uri_by_path_[std::filesystem::path(*path).lexically_normal().string()] = uri;
+}
+
+void LspSession::on_did_change(const json& params) {
+  const json& identifier = field(params, "textDocument");
+  const std::string uri = string_field(identifier, "uri");
+  const auto document = documents_.find(uri);
+  if (document == documents_.end()) throw InvalidParams("change of a document that is not open: " + uri.substr(0, 200));
+  const json& changes = field(params, "contentChanges");
+  if (!changes.is_array()) throw InvalidParams("`contentChanges` must be an array");
+  // Check every change first so that a bad one leaves the buffer as it was.
+  std::vector<std::pair<std::optional<LspRange>, std::string>> parsed;
+  for (const json& change : changes) {
+    std::optional<LspRange> range;
+    if (change.is_object() && change.contains("range")) range = range_from_json(change["range"]);
+    parsed.emplace_back(range, string_field(change, "text"));
+  }
+  LspDocument updated = document->second;
+  for (auto& [range, text] : parsed) {
+    if (!range) {
+      updated.replace_all(std::move(text));
+    } else if (!updated.apply_change(*range, text)) {
+      throw InvalidParams("a change's range ends before it starts");
+    }
+  }
+  updated.set_version(integer_field(identifier, "version"));
+  document->second = std::move(updated);
+}
+
+void LspSession::on_did_save(const json& params) {
+  const std::string uri = string_field(field(params, "textDocument"), "uri");
+  const std::string path = path_of(uri);
+  std::optional<std::string> text;
+  if (params.contains("text")) {
+    text = string_field(params, "text");
+    if (const auto document = documents_.find(uri); document != documents_.end()) document->second.replace_all(*text);
+  } else {
+    text = backend_.read_file(path);
+    if (!text) throw InvalidParams("cannot read " + path);
+  }
+  backend_.save(path, *text);
+}
+
+void LspSession::on_did_close(const json& params) {
+  const std::string uri = string_field(field(params, "textDocument"), "uri");
+  documents_.erase(uri);
+  std::erase_if(uri_by_path_, [&](const auto& entry) { return entry.second == uri; });
+}
+
+// --- Commands -------------------------------------------------------------------------------------
+
+std::optional<LspSession::Outcome> LspSession::on_execute_command(const json& id, const json& params) {
+  const std::string command = string_field(params, "command");
+  const json arguments = params.is_object() ? params.value("arguments", json::array()) : json::array();
+  if (command == "hotd.listProcesses") return Outcome::ok({{"processes", backend_.status()["processes"]}});
+  if (command == "hotd.attach") return command_attach(id, arguments);
+  if (command == "hotd.detach") return command_detach(arguments);
+  if (command == "hotd.patchFile") return command_patch_file(id, arguments);
+  return Outcome::error(kInvalidParams, "unknown command: " + command);
+}
+
+std::optional<LspSession::Outcome> LspSession::command_patch_file(const json& id, const json& arguments) {
+  const json& uri = argument(arguments, "uri");
+  if (!uri.is_string()) throw InvalidParams("uri must be a string");
+  const std::string path = path_of(uri.get<std::string>());
+  // The editor's buffer when it is open (patching without saving), else the file on disk.
+  std::optional<std::string> text;
+  if (const auto document = documents_.find(uri.get<std::string>()); document != documents_.end()) {
+    text = document->second.text();
+  } else {
+    text = backend_.read_file(path);
+  }
+  if (!text) return Outcome::error(kRequestFailed, "cannot read " + path);
+  waiting_[backend_.save(path, *text)] = id;
+  return std::nullopt;
+}
+
+std::optional<LspSession::Outcome> LspSession::command_attach(const json& id, const json& arguments) {
+  const int pid = pid_argument(arguments);
+  std::weak_ptr<bool> alive = alive_;
+  backend_.attach(pid, [this, alive, id, pid](bool succeeded, const std::string& output) {
+    if (!alive.lock()) return;  // the editor went away meanwhile
+    if (succeeded) {
+      finish(id, Outcome::ok({{"pid", pid}, {"attached", true}, {"output", output}}));
+    } else {
+      finish(id, Outcome::error(kRequestFailed, "hotd attach " + std::to_string(pid) + " failed: " + output));
+    }
+  });
+  return std::nullopt;
+}
+
+std::optional<LspSession::Outcome> LspSession::command_detach(const json& arguments) {
+  const int pid = pid_argument(arguments);
+  if (!backend_.detach(pid)) return Outcome::error(kRequestFailed, "no attached process with pid " + std::to_string(pid));
+  return Outcome::ok({{"pid", pid}, {"detached", true}});
+}
+
+// --- Results of saves -----------------------------------------------------------------------------
+
+std::string LspSession::uri_for(const std::string& path) const {
+  const std::string normal = std::filesystem::path(path).lexically_normal().string();
+  const auto found = uri_by_path_.find(normal);
+  return found == uri_by_path_.end() ? path_to_uri(normal) : found->second;
+}
+
+void LspSession::save_completed(const TicketResult& result, const std::string& text) {
+  const json summary = save_summary_json(result);
+  if (const auto waiting = waiting_.find(result.ticket); waiting != waiting_.end()) {
+    finish(waiting->second, Outcome::ok(summary));
+    waiting_.erase(waiting);
+  }
+  if (state_ != State::Running || closed_) return;
+  const std::string uri = uri_for(result.file);
+  publish_diagnostics(result, text, uri);
+
+  const std::string name = std::filesystem::path(result.file).filename().string();
+  std::vector<std::string> attention;
+  if (!result.errors.empty()) {
+    notify("window/logMessage", {{"type", kMessageWarning},
+                                 {"message", "hotd: " + name + " has syntax errors; nothing was applied"}});
+  } else if (result.processes.empty()) {
+    notify("window/logMessage", {{"type", kMessageInfo}, {"message", "hotd: " + name + " saved; no attached process runs it"}});
+  }
+  int message_type = kMessageWarning;
+  for (const ProcessOutcome& process : result.processes) {
+    std::string line = "hotd: " + name + " in pid " + std::to_string(process.pid) + ": " + process.status;
+    const std::string details = describe_results(process.result);
+    if (!details.empty()) line += ": " + details;
+    if (process.result.contains("error") && !process.result["error"].is_null()) line += ": " + error_summary(process.result["error"]);
+    notify("window/logMessage", {{"type", process.status == "failed" ? kMessageError : kMessageInfo}, {"message", line}});
+    if (process.status == "failed") message_type = kMessageError;
+    if (process.status == "failed" || process.status == "partial" || process.status == "timeout") {
+      attention.push_back("pid " + std::to_string(process.pid) + " " + process.status);
+    }
+  }
+  if (!attention.empty()) {
+    std::string text_of_message = "hotd: the save of " + name + " was not fully applied (";
+    for (std::size_t i = 0; i < attention.size(); ++i) text_of_message += (i ? ", " : "") + attention[i];
+    notify("window/showMessage", {{"type", message_type}, {"message", text_of_message + "); see the problems of the file"}});
+  }
+  json patched = summary;
+  patched["uri"] = uri;
+  notify("hotd/patched", std::move(patched));
+}
+
+void LspSession::publish_diagnostics(const TicketResult& result, const std::string& text, const std::string& uri) {
+  json diagnostics = json::array();
+  auto whole_line = [&](long line) {
+    const std::uint32_t index = line > 0 ? static_cast<std::uint32_t>(line - 1) : 0;
+    return json{{"start", position_to_json({index, 0})}, {"end", position_to_json(end_of_line(text, index))}};
+  };
+  std::set<std::pair<long, std::string>> seen;  // one diagnostic per line and message, over processes and modules
+  auto add = [&](long line, json range, int severity, const std::string& code, const std::string& message) {
+    if (!seen.insert({line, message}).second) return;
+    diagnostics.push_back(
+        {{"range", std::move(range)}, {"severity", severity}, {"source", "hotd"}, {"code", code}, {"message", message}});
+  };
+  for (const json& error : result.errors) {
+    const auto line = error.value("line", 1u);
+    const LspPosition start = position_of_code_point_column(text, line, error.value("column", 1u));
+    const LspPosition end = position_of_code_point_column(text, error.value("end_line", line), error.value("end_column", 1u));
+    add(line, {{"start", position_to_json(start)}, {"end", position_to_json(end)}}, kSeverityError, "syntax-error",
+        error.value("message", std::string("syntax error")) + " (nothing was applied)");
+  }
+  for (const ProcessOutcome& process : result.processes) {
+    const std::string who = "pid " + std::to_string(process.pid) + ": ";
+    for (const json& entry : process.result.value("results", json::array())) {
+      const std::string status = entry.value("status", "");
+      long line = entry.value("line", json()).is_number_integer() ? entry["line"].get<long>() : 0;
+      if (line == 0 && entry.value("error", json()).is_object()) line = entry["error"].value("line", 1L);
+      if (status == "rude") {
+        add(line, whole_line(line), kSeverityWarning, "rude-edit", entry.value("message", std::string()) + " (not applied)");
+      } else if (status == "failed") {
+        const std::string summary = entry.value("error", json()).is_null() ? entry.value("message", std::string("failed"))
+                                                                         : error_summary(entry["error"]);
+        add(line, whole_line(line), kSeverityError, "patch-failed", who + summary + " (not applied)");
+      }
+    }
+    if (process.status == "failed" && process.result.contains("error") && !process.result["error"].is_null()) {
+      add(1, whole_line(1), kSeverityError, "patch-failed", who + error_summary(process.result["error"]));
+    }
+  }
+  notify("textDocument/publishDiagnostics", {{"uri", uri}, {"diagnostics", std::move(diagnostics)}});
+}
+
+}  // namespace hotd::server

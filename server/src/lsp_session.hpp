@@ -1,0 +1,124 @@
+// One editor speaking LSP to the daemon, over the Unix socket or a WebSocket. The only class that
+// knows LSP: it enforces the message rules in one place (JSON-RPC shape, nothing before `initialize`,
+// MethodNotFound, exactly one reply per request, `$/cancelRequest`, `shutdown`/`exit`, invalid
+// params), keeps the editor's buffers, and turns save results into diagnostics and notifications.
+// No Asio and no sockets: the transport hands in message bodies and takes out JSON to send; the
+// daemon's core is reached through LspBackend.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "lsp_document.hpp"
+#include "patch_coordinator.hpp"
+
+namespace hotd::server {
+
+// JSON-RPC and LSP error codes used by hotd.
+namespace lsp_error {
+inline constexpr int kParseError = -32700;
+inline constexpr int kInvalidRequest = -32600;
+inline constexpr int kMethodNotFound = -32601;
+inline constexpr int kInvalidParams = -32602;
+inline constexpr int kInternalError = -32603;
+inline constexpr int kServerNotInitialized = -32002;
+inline constexpr int kRequestFailed = -32803;
+inline constexpr int kRequestCancelled = -32800;
+}  // namespace lsp_error
+
+// What an editor session needs from the daemon. Callbacks run on the daemon's thread.
+class LspBackend {
+ public:
+  virtual ~LspBackend() = default;
+  // The daemon's status, as `hotd status --json` prints it.
+  virtual nlohmann::json status() = 0;
+  // A save of `path` through PatchCoordinator::save. Its result reaches every editor later through
+  // LspSession::save_completed, never before this returns.
+  virtual TicketId save(const std::string& path, const std::string& text) = 0;
+  virtual std::optional<std::string> read_file(const std::string& path) = 0;
+  // Asks the process to detach; false when no attached process has this pid.
+  virtual bool detach(int pid) = 0;
+  // Runs `hotd attach <pid>`; `done(succeeded, output)` when it has exited.
+  virtual void attach(int pid, std::function<void(bool succeeded, const std::string& output)> done) = 0;
+};
+
+// The result of a save as `hotd patch --json` prints it and `hotd/patched` carries it.
+nlohmann::json save_summary_json(const TicketResult& result);
+
+class LspSession {
+ public:
+  using Send = std::function<void(const nlohmann::json& message)>;
+  using Close = std::function<void()>;
+  using Log = std::function<void(const std::string& line)>;
+
+  // `send` queues a message to the editor; `close` ends the connection (after `exit`).
+  LspSession(LspBackend& backend, Send send, Close close, Log log, std::string server_version);
+
+  // One message body as it arrived (not yet parsed).
+  void receive(const std::string& body);
+  // A save finished (from this editor, another one, the file watcher or `hotd patch`). `text` is
+  // what was saved, for positions of diagnostics.
+  void save_completed(const TicketResult& result, const std::string& text);
+
+  bool initialized() const { return state_ == State::Running; }
+
+ private:
+  enum class State { Uninitialized, Running, ShuttingDown };
+
+  // A request's answer: a result, or an error code and message.
+  struct Outcome {
+    nlohmann::json result;
+    int code = 0;
+    std::string message;
+    static Outcome ok(nlohmann::json value) { return {std::move(value), 0, {}}; }
+    static Outcome error(int code, std::string message) { return {nullptr, code, std::move(message)}; }
+  };
+  // Handlers answer now (an Outcome) or later through finish() (nullopt: the request stays pending).
+  using RequestHandler = std::optional<Outcome> (LspSession::*)(const nlohmann::json& id, const nlohmann::json& params);
+  using NotificationHandler = void (LspSession::*)(const nlohmann::json& params);
+
+  void dispatch(const nlohmann::json& message);
+  void finish(const nlohmann::json& id, const Outcome& outcome);
+  void send_error(const nlohmann::json& id, int code, const std::string& message);
+  void notify(const std::string& method, nlohmann::json params);
+
+  std::optional<Outcome> on_initialize(const nlohmann::json& id, const nlohmann::json& params);
+  std::optional<Outcome> on_shutdown(const nlohmann::json& id, const nlohmann::json& params);
+  std::optional<Outcome> on_execute_command(const nlohmann::json& id, const nlohmann::json& params);
+  void on_initialized(const nlohmann::json& params);
+  void on_exit(const nlohmann::json& params);
+  void on_cancel(const nlohmann::json& params);
+  void on_did_open(const nlohmann::json& params);
+  void on_did_change(const nlohmann::json& params);
+  void on_did_save(const nlohmann::json& params);
+  void on_did_close(const nlohmann::json& params);
+
+  std::optional<Outcome> command_patch_file(const nlohmann::json& id, const nlohmann::json& arguments);
+  std::optional<Outcome> command_attach(const nlohmann::json& id, const nlohmann::json& arguments);
+  std::optional<Outcome> command_detach(const nlohmann::json& arguments);
+
+  void publish_diagnostics(const TicketResult& result, const std::string& text, const std::string& uri);
+  std::string uri_for(const std::string& path) const;
+
+  LspBackend& backend_;
+  Send send_;
+  Close close_;
+  Log log_;
+  std::string server_version_;
+  State state_ = State::Uninitialized;
+  bool closed_ = false;
+  std::set<std::string> pending_;               // ids (dumped) of requests not yet answered
+  std::map<TicketId, nlohmann::json> waiting_;  // `hotd.patchFile` requests waiting for their save
+  std::map<std::string, LspDocument> documents_;  // open buffers by URI
+  std::map<std::string, std::string> uri_by_path_;  // so diagnostics use the URI the editor opened
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // callbacks check it: the session may be gone
+};
+
+}  // namespace hotd::server
