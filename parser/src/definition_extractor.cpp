@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "content_hasher.hpp"
 
@@ -129,26 +130,14 @@ std::string_view strip_call(std::string_view expression) {
 
 class Extractor {
  public:
-  Extractor(const TSTree* tree, Module& module, const ReuseHints* hints)
-      : tree_(tree), module_(module), source_(module.source), hints_(hints) {
-    if (hints_ && hints_->previous) {
-      const auto& previous = hints_->previous->definitions;
-      previous_by_start_.reserve(previous.size());
-      for (std::int32_t i = 0; i < static_cast<std::int32_t>(previous.size()); ++i) {
-        previous_by_start_.emplace(previous[i].span.start_byte, i);
-      }
-    }
-  }
+  explicit Extractor(Module& module) : module_(module), source_(module.source) {}
 
-  void run() {
-    const TSNode root = ts_tree_root_node(tree_);
-    module_.definitions.clear();
-    module_.top_level.clear();
-    module_.errors.clear();
+  // Appends the module-level definitions of `root` (a whole module, or a region of it) and its
+  // syntax errors. `starts_module`: its first statement is the module's first (a docstring).
+  void extract_top_level(TSNode root, bool starts_module) {
     Context context{Context::Scope::Module, -1, "", false};
-    extract_body(root, context, /*is_module=*/true);
+    extract_body(root, context, /*is_module=*/true, starts_module);
     collect_errors(root);
-    resolve_field_models();
   }
 
  private:
@@ -180,9 +169,9 @@ class Extractor {
   // --- Bodies -------------------------------------------------------------------------------
 
   // Walks the statements of a module, class body or block and records each as a definition.
-  void extract_body(TSNode body, const Context& context, bool is_module) {
+  void extract_body(TSNode body, const Context& context, bool is_module, bool starts_body = true) {
     const Symbols& sym = symbols();
-    bool first_statement = true;
+    bool first_statement = starts_body;
     const uint32_t count = ts_node_child_count(body);
     TSTreeCursor cursor = ts_tree_cursor_new(body);
     if (count > 0 && ts_tree_cursor_goto_first_child(&cursor)) {
@@ -193,7 +182,6 @@ class Extractor {
         if (is_error_node(child)) continue;  // reported by collect_errors
         const bool was_first = first_statement;
         first_statement = false;
-        if (try_reuse(child, context)) continue;
         if (is_definition_node(s)) {
           extract_definition(child, context);
         } else if (is_module && s == sym.if_statement && is_main_guard(child)) {
@@ -270,7 +258,7 @@ class Extractor {
         if (!ts_node_is_named(child) || ts_node_is_extra(child) || is_error_node(child)) continue;
         const TSSymbol s = ts_node_symbol(child);
         if (is_definition_node(s)) {
-          if (!try_reuse(child, context)) extract_definition(child, context);
+          extract_definition(child, context);
         } else if (is_compound_statement(s) && contains_definition(child)) {
           extract_block_bodies(child, context);
         }
@@ -603,83 +591,6 @@ class Extractor {
     definition.header_hash = header.value();
   }
 
-  // --- Reuse of unchanged definitions after an incremental reparse ---------------------------
-
-  // Copies the previous model's definition (and everything inside it) for `node` when the edit did
-  // not touch it. Returns false when the node has to be extracted afresh.
-  bool try_reuse(TSNode node, const Context& context) {
-    if (!hints_ || !hints_->previous) return false;
-    const std::uint32_t start = ts_node_start_byte(node);
-    const std::uint32_t end = ts_node_end_byte(node);
-    for (const auto& [first, last] : hints_->affected) {
-      if (start <= last && first <= end) return false;
-    }
-    std::int64_t byte_shift = 0;
-    std::int64_t line_shift = 0;
-    if (end <= hints_->edit_start_byte) {
-      // Entirely before the edit: unchanged positions.
-    } else if (start >= hints_->edit_new_end_byte && ts_node_start_point(node).row > hints_->edit_new_end.line) {
-      // After the edit and on a later line: only lines and bytes move, columns do not.
-      byte_shift = hints_->byte_delta;
-      line_shift = hints_->line_delta;
-    } else {
-      return false;
-    }
-    const auto found = previous_by_start_.find(static_cast<std::uint32_t>(start - byte_shift));
-    if (found == previous_by_start_.end()) return false;
-    const Module& previous = *hints_->previous;
-    const Definition& old = previous.definitions[found->second];
-    if (old.span.end_byte + byte_shift != end || old.kind == DefinitionKind::MainBlock ||
-        old.in_function != context.in_function) {
-      return false;
-    }
-    const bool old_in_class = old.parent >= 0 && enclosing_scope_is_class(previous, old.parent);
-    const bool new_in_class = context.scope == Context::Scope::Class;
-    if (old_in_class != new_in_class) return false;
-
-    copy_subtree(previous, found->second, context.parent, context.qualname_prefix, byte_shift, line_shift);
-    return true;
-  }
-
-  static bool enclosing_scope_is_class(const Module& module, std::int32_t index) {
-    // Blocks are transparent: look through them to the class or function they sit in.
-    while (index >= 0 && module.definitions[index].kind == DefinitionKind::Statement) {
-      index = module.definitions[index].parent;
-    }
-    return index >= 0 && module.definitions[index].kind == DefinitionKind::Class;
-  }
-
-  void copy_subtree(const Module& previous, std::int32_t root, std::int32_t new_parent,
-                    const std::string& qualname_prefix, std::int64_t byte_shift, std::int64_t line_shift) {
-    const auto& old_definitions = previous.definitions;
-    const Definition& old_root = old_definitions[root];
-    // Pre-order: the subtree is the run of definitions that start inside the root's span.
-    std::int32_t last = root + 1;
-    while (last < static_cast<std::int32_t>(old_definitions.size()) &&
-           old_definitions[last].span.start_byte < old_root.span.end_byte) {
-      ++last;
-    }
-    const auto base = static_cast<std::int32_t>(module_.definitions.size());
-    const std::string old_prefix = old_root.qualname.substr(0, old_root.qualname.size() - old_root.name.size());
-    for (std::int32_t i = root; i < last; ++i) {
-      Definition copy = old_definitions[i];
-      copy.span.start_byte = static_cast<std::uint32_t>(copy.span.start_byte + byte_shift);
-      copy.span.end_byte = static_cast<std::uint32_t>(copy.span.end_byte + byte_shift);
-      copy.span.start.line = static_cast<std::uint32_t>(copy.span.start.line + line_shift);
-      copy.span.end.line = static_cast<std::uint32_t>(copy.span.end.line + line_shift);
-      copy.header_line = static_cast<std::uint32_t>(copy.header_line + line_shift);
-      if (!copy.qualname.empty() && old_prefix != qualname_prefix) {
-        copy.qualname = qualname_prefix + copy.qualname.substr(old_prefix.size());
-      }
-      copy.children.clear();
-      if (i == root) {
-        add_definition(std::move(copy), new_parent);
-      } else {
-        add_definition(std::move(copy), base + (old_definitions[i].parent - root));
-      }
-    }
-  }
-
   // --- Post passes --------------------------------------------------------------------------
 
   void collect_errors(TSNode root) {
@@ -714,63 +625,60 @@ class Extractor {
     ts_tree_cursor_delete(&cursor);
   }
 
-  static FieldModel own_field_model(const Definition& cls) {
-    for (const std::string& decorator : cls.decorators) {
-      const std::string_view callee = strip_call(decorator);
-      if (last_component(callee) == "dataclass") return FieldModel::Dataclass;
-      if (callee == "attr.s" || callee == "attr.attrs" || callee == "attrs.define" || callee == "attr.define" ||
-          callee == "define" || callee == "attrs.frozen" || callee == "attr.frozen" || callee == "frozen" ||
-          callee == "attrs.mutable" || callee == "attr.mutable" || callee == "mutable") {
-        return FieldModel::Attrs;
-      }
-    }
-    for (const std::string& base : cls.binds) {
-      const std::string_view last = last_component(base);
-      if (base.starts_with("metaclass=")) {
-        if (last == "EnumMeta" || last == "EnumType") return FieldModel::Enum;
-        continue;
-      }
-      if (last == "Enum" || last == "IntEnum" || last == "StrEnum" || last == "Flag" || last == "IntFlag" ||
-          last == "ReprEnum") {
-        return FieldModel::Enum;
-      }
-      if (last == "NamedTuple") return FieldModel::NamedTuple;
-      if (last == "TypedDict") return FieldModel::TypedDict;
-      if (last == "BaseModel" || last == "BaseSettings" || last == "SQLModel" || last == "Model" ||
-          last == "DeclarativeBase") {
-        return FieldModel::Model;
-      }
-    }
-    return FieldModel::None;
-  }
-
-  // Field models come from decorators and well-known bases, and are inherited from classes of the
-  // same module whose members are fixed at creation (enum, TypedDict and model subclasses).
-  void resolve_field_models() {
-    std::unordered_map<std::string_view, FieldModel> module_classes;
-    for (Definition& definition : module_.definitions) {
-      if (definition.kind != DefinitionKind::Class) continue;
-      definition.field_model = own_field_model(definition);
-      if (definition.field_model == FieldModel::None) {
-        for (const std::string& base : definition.binds) {
-          const auto found = module_classes.find(base);
-          if (found != module_classes.end() &&
-              (found->second == FieldModel::Enum || found->second == FieldModel::TypedDict ||
-               found->second == FieldModel::Model)) {
-            definition.field_model = found->second;
-          }
-        }
-      }
-      if (!definition.in_function) module_classes[definition.qualname] = definition.field_model;
-    }
-  }
-
-  const TSTree* tree_;
   Module& module_;
   const std::string& source_;
-  const ReuseHints* hints_;
-  std::unordered_map<std::uint32_t, std::int32_t> previous_by_start_;
 };
+
+FieldModel own_field_model(const Definition& cls) {
+  for (const std::string& decorator : cls.decorators) {
+    const std::string_view callee = strip_call(decorator);
+    if (last_component(callee) == "dataclass") return FieldModel::Dataclass;
+    if (callee == "attr.s" || callee == "attr.attrs" || callee == "attrs.define" || callee == "attr.define" ||
+        callee == "define" || callee == "attrs.frozen" || callee == "attr.frozen" || callee == "frozen" ||
+        callee == "attrs.mutable" || callee == "attr.mutable" || callee == "mutable") {
+      return FieldModel::Attrs;
+    }
+  }
+  for (const std::string& base : cls.binds) {
+    const std::string_view last = last_component(base);
+    if (base.starts_with("metaclass=")) {
+      if (last == "EnumMeta" || last == "EnumType") return FieldModel::Enum;
+      continue;
+    }
+    if (last == "Enum" || last == "IntEnum" || last == "StrEnum" || last == "Flag" || last == "IntFlag" ||
+        last == "ReprEnum") {
+      return FieldModel::Enum;
+    }
+    if (last == "NamedTuple") return FieldModel::NamedTuple;
+    if (last == "TypedDict") return FieldModel::TypedDict;
+    if (last == "BaseModel" || last == "BaseSettings" || last == "SQLModel" || last == "Model" ||
+        last == "DeclarativeBase") {
+      return FieldModel::Model;
+    }
+  }
+  return FieldModel::None;
+}
+
+// Field models come from decorators and well-known bases, and are inherited from classes of the
+// same module whose members are fixed at creation (enum, TypedDict and model subclasses).
+void resolve_field_models(Module& module) {
+  std::unordered_map<std::string_view, FieldModel> module_classes;
+  for (Definition& definition : module.definitions) {
+    if (definition.kind != DefinitionKind::Class) continue;
+    definition.field_model = own_field_model(definition);
+    if (definition.field_model == FieldModel::None) {
+      for (const std::string& base : definition.binds) {
+        const auto found = module_classes.find(base);
+        if (found != module_classes.end() &&
+            (found->second == FieldModel::Enum || found->second == FieldModel::TypedDict ||
+             found->second == FieldModel::Model)) {
+          definition.field_model = found->second;
+        }
+      }
+    }
+    if (!definition.in_function) module_classes[definition.qualname] = definition.field_model;
+  }
+}
 
 // Occurrence indices: the n-th definition of the same (qualname, accessor), or the n-th statement
 // with the same content in the same scope, counted in document order.
@@ -798,8 +706,36 @@ void assign_occurrences(Module& module) {
 
 }  // namespace
 
-void extract_definitions(const TSTree* tree, Module& module, const ReuseHints* hints) {
-  Extractor(tree, module, hints).run();
+void extract_top_level(TSNode root, Module& module, bool starts_module) {
+  Extractor(module).extract_top_level(root, starts_module);
+}
+
+void copy_top_level(const Module& from, std::int32_t index, Module& to, std::int64_t byte_shift,
+                    std::int64_t line_shift) {
+  const auto& definitions = from.definitions;
+  const Definition& root = definitions[index];
+  // Pre-order: the subtree is the run of definitions that start inside the root's span.
+  std::int32_t last = index + 1;
+  while (last < static_cast<std::int32_t>(definitions.size()) && definitions[last].span.start_byte < root.span.end_byte) {
+    ++last;
+  }
+  const auto base = static_cast<std::int32_t>(to.definitions.size());
+  to.top_level.push_back(base);
+  for (std::int32_t i = index; i < last; ++i) {
+    Definition copy = definitions[i];
+    copy.span.start_byte = static_cast<std::uint32_t>(copy.span.start_byte + byte_shift);
+    copy.span.end_byte = static_cast<std::uint32_t>(copy.span.end_byte + byte_shift);
+    copy.span.start.line = static_cast<std::uint32_t>(copy.span.start.line + line_shift);
+    copy.span.end.line = static_cast<std::uint32_t>(copy.span.end.line + line_shift);
+    copy.header_line = static_cast<std::uint32_t>(copy.header_line + line_shift);
+    copy.parent = i == index ? -1 : base + (definitions[i].parent - index);
+    for (auto& child : copy.children) child = base + (child - index);
+    to.definitions.push_back(std::move(copy));
+  }
+}
+
+void finish_module(Module& module) {
+  resolve_field_models(module);
   assign_occurrences(module);
 }
 

@@ -2,8 +2,6 @@
 #pragma once
 
 #include <cstdint>
-#include <unordered_map>
-#include <vector>
 
 #include <tree_sitter/api.h>
 
@@ -11,21 +9,19 @@
 
 namespace hotd::parser {
 
-// What an incremental reparse knows about the edit, so that definitions it did not touch can be
-// copied from the previous model instead of being walked and hashed again.
-struct ReuseHints {
-  const Module* previous = nullptr;
-  std::uint32_t edit_start_byte = 0;     // same in both versions
-  std::uint32_t edit_new_end_byte = 0;   // in the new version
-  Point edit_new_end;                    // in the new version
-  std::int64_t byte_delta = 0;           // new length minus old length
-  std::int64_t line_delta = 0;           // new line count minus old line count
-  // Byte ranges of the new text whose syntax changed (tree-sitter's changed ranges), plus the edit.
-  std::vector<std::pair<std::uint32_t, std::uint32_t>> affected;
-};
+// Appends the module-level definitions found under `root` to `module`, and its syntax errors.
+// `root` is a whole module's tree, or the tree of a region of `module.source` parsed with included
+// ranges (positions are absolute either way). `starts_module`: the region begins the file, so its
+// first statement may be the module docstring.
+void extract_top_level(TSNode root, Module& module, bool starts_module);
 
-// Fills `module.definitions`, `top_level` and `errors` from `tree`, whose text is `module.source`.
-void extract_definitions(const TSTree* tree, Module& module, const ReuseHints* hints);
+// Appends a module-level definition of `from`, with everything inside it, to `to`, moved by the
+// given number of bytes and lines (columns do not change: the definition starts at column 0).
+void copy_top_level(const Module& from, std::int32_t index, Module& to, std::int64_t byte_shift,
+                    std::int64_t line_shift);
+
+// The passes over the whole module once all definitions are in: field models, occurrence indices.
+void finish_module(Module& module);
 
 const TSLanguage* python_language();
 

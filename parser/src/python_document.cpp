@@ -11,51 +11,62 @@ namespace hotd::parser {
 
 namespace {
 
-TSTree* parse_tree(TSParser* parser, const TSTree* old_tree, const std::string& source) {
-  TSTree* tree = ts_parser_parse_string_encoding(parser, old_tree, source.data(),
-                                                 static_cast<uint32_t>(source.size()), TSInputEncodingUTF8);
+struct TreeDeleter {
+  void operator()(TSTree* tree) const { ts_tree_delete(tree); }
+};
+using Tree = std::unique_ptr<TSTree, TreeDeleter>;
+
+Tree parse_tree(TSParser* parser, const std::string& source) {
+  TSTree* tree = ts_parser_parse_string_encoding(parser, nullptr, source.data(), static_cast<uint32_t>(source.size()),
+                                                 TSInputEncodingUTF8);
   if (!tree) throw std::runtime_error("tree-sitter failed to parse (parser has no language?)");
-  return tree;
+  return Tree(tree);
 }
 
-// The point after walking `text` from `start`.
-TSPoint advance(TSPoint start, std::string_view text) {
-  for (const char c : text) {
-    if (c == '\n') {
-      ++start.row;
-      start.column = 0;
+// The point of byte `offset`, counting from a known point at byte `from`.
+TSPoint point_at(const std::string& text, std::size_t from, TSPoint point, std::size_t offset) {
+  for (std::size_t i = from; i < offset; ++i) {
+    if (text[i] == '\n') {
+      ++point.row;
+      point.column = 0;
     } else {
-      ++start.column;
+      ++point.column;
     }
   }
-  return start;
+  return point;
 }
 
 std::int64_t count_lines(std::string_view text) { return std::count(text.begin(), text.end(), '\n'); }
 
 }  // namespace
 
-void PythonDocument::TreeDeleter::operator()(TSTree* tree) const { ts_tree_delete(tree); }
 void PythonDocument::ParserDeleter::operator()(TSParser* parser) const { ts_parser_delete(parser); }
 
-PythonDocument::PythonDocument(std::string source)
-    : parser_(ts_parser_new()), module_(std::make_unique<Module>()) {
+PythonDocument::PythonDocument(std::string source) : parser_(ts_parser_new()), module_(std::make_unique<Module>()) {
   if (!ts_parser_set_language(parser_.get(), python_language())) {
     throw std::runtime_error("tree-sitter-python's ABI is not accepted by this libtree-sitter");
   }
   module_->source = std::move(source);
-  tree_.reset(parse_tree(parser_.get(), nullptr, module_->source));
-  extract_definitions(tree_.get(), *module_, nullptr);
+  parse_whole(*module_);
 }
 
 PythonDocument::~PythonDocument() = default;
 PythonDocument::PythonDocument(PythonDocument&&) noexcept = default;
 PythonDocument& PythonDocument::operator=(PythonDocument&&) noexcept = default;
 
+void PythonDocument::parse_whole(Module& next) {
+  ts_parser_set_included_ranges(parser_.get(), nullptr, 0);
+  const Tree tree = parse_tree(parser_.get(), next.source);
+  next.definitions.clear();
+  next.top_level.clear();
+  next.errors.clear();
+  extract_top_level(ts_tree_root_node(tree.get()), next, /*starts_module=*/true);
+  finish_module(next);
+}
+
 void PythonDocument::update(std::string new_source) {
   const std::string& old_source = module_->source;
   if (new_source == old_source) return;
-
   // The edit is the changed middle between the common prefix and the common suffix.
   const std::size_t max_common = std::min(old_source.size(), new_source.size());
   std::size_t prefix = 0;
@@ -65,39 +76,58 @@ void PythonDocument::update(std::string new_source) {
          old_source[old_source.size() - 1 - suffix] == new_source[new_source.size() - 1 - suffix]) {
     ++suffix;
   }
-  const std::string_view before(old_source.data(), prefix);
-  const std::string_view removed(old_source.data() + prefix, old_source.size() - suffix - prefix);
-  const std::string_view inserted(new_source.data() + prefix, new_source.size() - suffix - prefix);
-
-  TSInputEdit edit;
-  edit.start_byte = static_cast<uint32_t>(prefix);
-  edit.old_end_byte = static_cast<uint32_t>(prefix + removed.size());
-  edit.new_end_byte = static_cast<uint32_t>(prefix + inserted.size());
-  edit.start_point = advance(TSPoint{0, 0}, before);
-  edit.old_end_point = advance(edit.start_point, removed);
-  edit.new_end_point = advance(edit.start_point, inserted);
-  ts_tree_edit(tree_.get(), &edit);
-
-  std::unique_ptr<TSTree, TreeDeleter> new_tree(parse_tree(parser_.get(), tree_.get(), new_source));
-
-  ReuseHints hints;
-  hints.previous = module_.get();
-  hints.edit_start_byte = edit.start_byte;
-  hints.edit_new_end_byte = edit.new_end_byte;
-  hints.edit_new_end = Point{edit.new_end_point.row, edit.new_end_point.column};
-  hints.byte_delta = static_cast<std::int64_t>(new_source.size()) - static_cast<std::int64_t>(old_source.size());
-  hints.line_delta = count_lines(inserted) - count_lines(removed);
-  hints.affected.emplace_back(edit.start_byte, edit.new_end_byte);
-  uint32_t range_count = 0;
-  TSRange* ranges = ts_tree_get_changed_ranges(tree_.get(), new_tree.get(), &range_count);
-  for (uint32_t i = 0; i < range_count; ++i) hints.affected.emplace_back(ranges[i].start_byte, ranges[i].end_byte);
-  free(ranges);
-
   auto next = std::make_unique<Module>();
   next->source = std::move(new_source);
-  extract_definitions(new_tree.get(), *next, &hints);
+  last_update_partial_ = reparse_region(*next, prefix, old_source.size() - suffix, next->source.size() - suffix);
+  if (!last_update_partial_) parse_whole(*next);
   module_ = std::move(next);
-  tree_ = std::move(new_tree);
+}
+
+bool PythonDocument::reparse_region(Module& next, std::size_t edit_start, std::size_t old_edit_end,
+                                    std::size_t new_edit_end) {
+  const Module& previous = *module_;
+  if (previous.has_errors()) return false;  // spans of a broken version are no safe boundaries
+  const auto& top = previous.top_level;
+  const auto at_line_start = [&](std::size_t item) { return previous.definitions[top[item]].span.start.column == 0; };
+  const auto start_of = [&](std::size_t item) -> std::size_t { return previous.definitions[top[item]].span.start_byte; };
+
+  // The region starts at the last module-level item that starts strictly before the edit (an edit at
+  // an item's first byte can change how the item before it ends: an indented line joins its body),
+  // moved back to one that starts a line. No such item: the region starts the file.
+  std::ptrdiff_t first = -1;
+  for (std::size_t item = 0; item < top.size() && start_of(item) < edit_start; ++item) first = static_cast<std::ptrdiff_t>(item);
+  while (first > 0 && !at_line_start(static_cast<std::size_t>(first))) --first;
+  if (first == 0 && !at_line_start(0)) first = -1;
+  // It ends where the first item starting strictly after the edit, on a line of its own, begins.
+  std::size_t after = static_cast<std::size_t>(first + 1);
+  while (after < top.size() && (start_of(after) <= old_edit_end || !at_line_start(after))) ++after;
+
+  const bool starts_module = first <= 0;
+  const std::size_t begin = first < 0 ? 0 : start_of(static_cast<std::size_t>(first));
+  const std::size_t old_end = after < top.size() ? start_of(after) : previous.source.size();
+  const std::int64_t byte_delta = static_cast<std::int64_t>(new_edit_end) - static_cast<std::int64_t>(old_edit_end);
+  const auto region_end = static_cast<std::size_t>(static_cast<std::int64_t>(old_end) + byte_delta);
+  const std::string_view region = std::string_view(next.source).substr(begin, region_end - begin);
+  // A trailing line continuation would join the next item in a full parse but may pass alone.
+  if (region.ends_with("\\\n") || region.ends_with("\\\r\n")) return false;
+
+  TSRange range;
+  range.start_byte = static_cast<uint32_t>(begin);
+  range.end_byte = static_cast<uint32_t>(region_end);
+  range.start_point = first < 0 ? TSPoint{0, 0} : TSPoint{previous.definitions[top[first]].span.start.line, 0};
+  range.end_point = point_at(next.source, begin, range.start_point, region_end);
+  if (!ts_parser_set_included_ranges(parser_.get(), &range, 1)) return false;
+  const Tree tree = parse_tree(parser_.get(), next.source);
+  const TSNode root = ts_tree_root_node(tree.get());
+  if (ts_node_has_error(root)) return false;  // a full parse says exactly what is wrong
+
+  const std::int64_t line_delta =
+      count_lines(region) - count_lines(std::string_view(previous.source).substr(begin, old_end - begin));
+  for (std::ptrdiff_t item = 0; item < first; ++item) copy_top_level(previous, top[item], next, 0, 0);
+  extract_top_level(root, next, starts_module);
+  for (std::size_t item = after; item < top.size(); ++item) copy_top_level(previous, top[item], next, byte_delta, line_delta);
+  finish_module(next);
+  return true;
 }
 
 Module parse_module(std::string source) {

@@ -255,3 +255,57 @@ TEST_CASE("incremental update equals a fresh parse under hundreds of random edit
     check_same_model(document.module(), parser::parse_module(next), "random edit " + std::to_string(step));
   }
 }
+
+TEST_CASE("valid edits reparse only a region, and the model still equals a fresh parse") {
+  std::string source = "\"\"\"Module doc.\"\"\"\nimport os\n\n";
+  for (int i = 0; i < 30; ++i) {
+    const std::string n = std::to_string(i);
+    source += "class C" + n + "(Base):\n    X = " + n + "\n\n    def m(self, a=1):\n        return a + " + n +
+              "\n\n\ndef f" + n + "(x):\n    return x * " + n + "\n\nVALUE_" + n + " = " + n + "; OTHER_" + n +
+              " = 2\n\n";
+  }
+  // Edits that keep the module valid: all of them must take the region path.
+  const std::vector<std::pair<std::string, std::string>> edits = {
+      {"return a + 7\n", "return a + 700\n"},              // a method body
+      {"def f12(x):\n", "# moved\ndef f12(x):\n"},         // a comment line before an item (at its first byte)
+      {"def f3(x):\n    return x * 3\n", "def f3(x):\n    y = 1\n    return x * 3 + y\n"},
+      {"VALUE_20 = 20", "VALUE_20 = 21"},                  // the first of two statements on one line
+      {"OTHER_21 = 2", "OTHER_21 = 3"},                    // the second of two statements on one line
+      {"\"\"\"Module doc.\"\"\"", "\"\"\"New doc.\"\"\""}, // the module docstring
+      {"class C29(Base):\n", "class C29(Base, Mixin):\n"},
+      {"import os\n", "import os\nimport sys\n"},
+      {"    X = 5\n", "    X = 5\n    Y = 6\n"},
+      {"def f29(x):\n    return x * 29\n", "def f29(x):\n    return x * 29\n\ndef added():\n    pass\n"},
+  };
+  parser::PythonDocument document(source);
+  for (const auto& [from, to] : edits) {
+    std::string next = document.source();
+    const std::size_t at = next.find(from);
+    REQUIRE(at != std::string::npos);
+    next.replace(at, from.size(), to);
+    document.update(next);
+    CHECK_MESSAGE(document.last_update_was_partial(), "edit " << from << " reparsed everything");
+    check_same_model(document.module(), parser::parse_module(next), "edit " + from);
+    document.update(source);  // and back
+    CHECK(document.last_update_was_partial());
+    check_same_model(document.module(), parser::parse_module(source), "undo " + from);
+  }
+}
+
+TEST_CASE("edits whose effect crosses the region fall back to a full parse and stay exact") {
+  const std::string source = "def a():\n    return 1\n\ndef b():\n    return 2\n\ndef c():\n    return 3\n";
+  const std::vector<std::pair<std::string, std::string>> edits = {
+      {"return 1\n", "return '''1\n"},    // an unterminated string swallows what follows
+      {"return 1\n", "return (1\n"},      // an unclosed bracket
+      {"return 1\n", "return 1 + \\\n"},  // a line continuation into the next item
+  };
+  for (const auto& [from, to] : edits) {
+    parser::PythonDocument document(source);
+    std::string next = source;
+    next.replace(next.find(from), from.size(), to);
+    document.update(next);
+    CHECK_FALSE(document.last_update_was_partial());
+    check_same_model(document.module(), parser::parse_module(next), "edit " + to);
+    CHECK(document.module().has_errors());
+  }
+}
