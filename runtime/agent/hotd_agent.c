@@ -56,8 +56,21 @@ struct agent {
   char* socket_path;     // from config `socket=`
   char* package_dir;     // from config `package=`: the hotd_agent Python package
   int wake_pipe[2];      // written by Python's import hook: "new modules, please drain"
+  int daemon_fd;         // the connection to the daemon, or -1
   PyObject* link;        // hotd_agent.link, once loaded
+  int drain_again;       // link.drain_again after the last call: an import is still under way
 };
+
+// The agent of this process, for the fork handler: a forked child has no agent thread.
+static struct agent* _Atomic running_agent;
+// A forked child's copy of its parent's wake pipe. The child's Python import hook keeps writing to
+// these descriptor numbers (waking the parent's agent, harmlessly) until the child starts its own
+// agent, whose new pipe then takes over the same numbers: closing them instead would let the hook
+// write into whatever file the program opens next under a reused number.
+static int inherited_wake_pipe[2] = {-1, -1};
+
+// While an import the hook signalled has not finished, drain again after this long.
+#define DRAIN_AGAIN_MS 20
 
 static void debug(const char* format, ...) {
   static int enabled = -1;
@@ -144,6 +157,17 @@ static char* config_value(const char* config, const char* key) {
     line = end ? end + 1 : NULL;
   }
   return NULL;
+}
+
+// The config for Python: the starter's, this library's path (`library=`, to start an agent in forked
+// children) and the wake pipe's write end (`wake_fd=`, for the import hook).
+static char* python_config(const char* config, int wake_fd) {
+  Dl_info self = {0};
+  const char* library = dladdr((void*)&running_agent, &self) && self.dli_fname ? self.dli_fname : "";
+  const size_t size = strlen(config) + strlen(library) + 64;
+  char* full = malloc(size);
+  if (full) snprintf(full, size, "%s\nlibrary=%s\nwake_fd=%d\n", config, library, wake_fd);
+  return full;
 }
 
 // --- Socket I/O -----------------------------------------------------------------------------
@@ -296,12 +320,13 @@ static char* call_link(struct agent* agent, const char* function, const char* da
   return result;
 }
 
-static int stop_requested(struct agent* agent) {
-  PyObject* flag = py.PyObject_GetAttrString(agent->link, "stop_requested");
+// Reads a boolean attribute of hotd_agent.link (false when missing). Must hold the GIL.
+static int link_flag(struct agent* agent, const char* name) {
+  PyObject* flag = py.PyObject_GetAttrString(agent->link, name);
   if (!flag) return 0;
-  const int stop = py.PyObject_IsTrue(flag) == 1;
+  const int value = py.PyObject_IsTrue(flag) == 1;
   py.Py_DecRef(flag);
-  return stop;
+  return value;
 }
 
 // Runs `function` in Python with the GIL and sends what it returns. Returns -1 when the socket
@@ -311,7 +336,8 @@ static int exchange(struct agent* agent, int fd, const char* function, const cha
   const PyGILState_STATE gil = py.PyGILState_Ensure();
   size_t reply_size = 0;
   char* reply = call_link(agent, function, data, size, &reply_size);
-  const int stop = stop_requested(agent);
+  const int stop = link_flag(agent, "stop_requested");
+  agent->drain_again = link_flag(agent, "drain_again");
   py.PyGILState_Release(gil);
   int status = 0;
   if (reply && reply_size > 0 && send_framed(fd, reply, reply_size) != 0) status = -1;
@@ -320,6 +346,13 @@ static int exchange(struct agent* agent, int fd, const char* function, const cha
 }
 
 // --- The agent thread -----------------------------------------------------------------------
+
+static void free_agent(struct agent* agent) {
+  free(agent->config);
+  free(agent->socket_path);
+  free(agent->package_dir);
+  free(agent);
+}
 
 static void announce_waiting(int fd) {
   char body[160];
@@ -338,26 +371,25 @@ static int serve_connection(struct agent* agent, int fd) {
   py.PyGILState_Release(gil);
   if (loaded != 0) return 1;
 
-  // The config goes to Python with the wake pipe's write end, for its import hook.
-  char wake[64];
-  snprintf(wake, sizeof wake, "\nwake_fd=%d\n", agent->wake_pipe[1]);
-  size_t config_size = strlen(agent->config) + strlen(wake) + 1;
-  char* config = malloc(config_size);
+  char* config = python_config(agent->config, agent->wake_pipe[1]);
   if (!config) return 1;
-  snprintf(config, config_size, "%s%s", agent->config, wake);
   int status = exchange(agent, fd, "registration", config, strlen(config));
   free(config);
+  if (status != 0) return status > 0 ? 1 : 0;
+  // Registered: `hotd attach` returns now. Compiling the patcher happens after, not on the first save.
+  status = exchange(agent, fd, "warm_up", "", 0);
   if (status != 0) return status > 0 ? 1 : 0;
 
   struct buffer input = {0};
   int result = 0;
   for (;;) {
     struct pollfd fds[2] = {{.fd = fd, .events = POLLIN}, {.fd = agent->wake_pipe[0], .events = POLLIN}};
-    if (poll(fds, 2, -1) < 0) {
+    const int ready = poll(fds, 2, agent->drain_again ? DRAIN_AGAIN_MS : -1);
+    if (ready < 0) {
       if (errno == EINTR) continue;
       break;
     }
-    if (fds[1].revents & POLLIN) {
+    if (ready == 0 || (fds[1].revents & POLLIN)) {
       char drain[256];
       while (read(agent->wake_pipe[0], drain, sizeof drain) > 0) {
       }
@@ -414,36 +446,62 @@ static void* agent_main(void* argument) {
     }
     delay = 20;
     debug("connected to %s", agent->socket_path);
+    agent->daemon_fd = fd;
     const int stop = serve_connection(agent, fd);
+    agent->daemon_fd = -1;
     close(fd);
     if (stop) break;
     debug("daemon connection lost; reconnecting");
   }
 done:
   debug("agent stopped");
+  struct agent* expected = agent;
+  atomic_compare_exchange_strong(&running_agent, &expected, NULL);
   close(agent->wake_pipe[0]);
   close(agent->wake_pipe[1]);
-  free(agent->config);
-  free(agent->socket_path);
-  free(agent->package_dir);
-  free(agent);
+  free_agent(agent);
   atomic_store(&agent_running, 0);
   return NULL;
 }
+
+// In a child forked from this process, the agent thread does not exist. Forget it, so that an
+// os.register_at_fork hook (hotd_run.py's, or hotd_agent.link's for attached processes) can start
+// one of its own; close the child's copy of the daemon connection, which is the parent's.
+static void forget_agent_in_child(void) {
+  struct agent* agent = atomic_exchange(&running_agent, NULL);
+  if (!agent) return;
+  if (agent->daemon_fd >= 0) close(agent->daemon_fd);
+  inherited_wake_pipe[0] = agent->wake_pipe[0];
+  inherited_wake_pipe[1] = agent->wake_pipe[1];
+  free_agent(agent);
+  atomic_store(&agent_running, 0);
+}
+
+static void register_fork_handler(void) { pthread_atfork(NULL, NULL, forget_agent_in_child); }
 
 // Starts the agent thread. `config` holds "key=value" lines: `socket=` (the daemon's socket),
 // `package=` (the hotd_agent Python package directory), and settings passed on to Python.
 // Returns 0 when started, 1 when an agent already runs in this process, -1 on error.
 HOTD_EXPORT int hotd_agent_start(const char* config) {
+  static pthread_once_t fork_handler_once = PTHREAD_ONCE_INIT;
+  pthread_once(&fork_handler_once, register_fork_handler);
   int expected = 0;
   if (!atomic_compare_exchange_strong(&agent_running, &expected, 1)) return 1;
   struct agent* agent = calloc(1, sizeof *agent);
   if (!agent) goto fail;
+  agent->daemon_fd = -1;
   agent->config = strdup(config ? config : "");
   agent->socket_path = config_value(agent->config, "socket");
   agent->package_dir = config_value(agent->config, "package");
   if (!agent->socket_path || !agent->package_dir) goto fail_agent;
   if (pipe2(agent->wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) goto fail_agent;
+  for (int i = 0; i < 2 && inherited_wake_pipe[0] >= 0; ++i) {
+    if (dup3(agent->wake_pipe[i], inherited_wake_pipe[i], O_CLOEXEC) >= 0) {
+      close(agent->wake_pipe[i]);
+      agent->wake_pipe[i] = inherited_wake_pipe[i];
+    }
+  }
+  inherited_wake_pipe[0] = inherited_wake_pipe[1] = -1;
 
   // No signal may be delivered to the agent thread: the target's handlers expect its own threads.
   sigset_t all, previous;
@@ -453,10 +511,12 @@ HOTD_EXPORT int hotd_agent_start(const char* config) {
   pthread_attr_init(&attributes);
   pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
   pthread_t thread;
+  running_agent = agent;
   const int created = pthread_create(&thread, &attributes, agent_main, agent);
   pthread_attr_destroy(&attributes);
   pthread_sigmask(SIG_SETMASK, &previous, NULL);
   if (created != 0) {
+    running_agent = NULL;
     close(agent->wake_pipe[0]);
     close(agent->wake_pipe[1]);
     goto fail_agent;
@@ -464,12 +524,7 @@ HOTD_EXPORT int hotd_agent_start(const char* config) {
   return 0;
 
 fail_agent:
-  if (agent) {
-    free(agent->config);
-    free(agent->socket_path);
-    free(agent->package_dir);
-    free(agent);
-  }
+  if (agent) free_agent(agent);
 fail:
   atomic_store(&agent_running, 0);
   return -1;

@@ -9,6 +9,16 @@ foreign thread makes that thread ``threading.main_thread()`` (docs: shared/notes
 """
 
 from .hooks import is_patching, on_patch
-from . import patcher
 
 __all__ = ["is_patching", "on_patch", "patcher"]
+
+
+def __getattr__(name):
+    # The patcher is imported on first use (the agent warms it up right after registering), so that
+    # attaching is not slowed down by compiling it.
+    if name == "patcher":
+        import sys
+
+        __import__(__name__ + ".patcher")  # not `from . import`: its fromlist check would call us again
+        return sys.modules[__name__ + ".patcher"]
+    raise AttributeError("module 'hotd_agent' has no attribute %r" % name)

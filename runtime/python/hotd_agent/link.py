@@ -2,8 +2,9 @@
 
 The native agent (runtime/agent/hotd_agent.c) owns the socket and calls these functions with the GIL
 held, from its own thread: `registration` once per connection, `handle` for each message from the
-daemon, `drain` when the import hook signalled new modules. Each returns the JSON-RPC message body to
-send (bytes, possibly empty). Runs on a foreign thread: no `threading`, `logging` or `asyncio` imports.
+daemon, `drain` when the import hook signalled new modules (and again every few milliseconds while
+`drain_again` is true). Each returns the JSON-RPC message body to send (bytes, possibly empty).
+Runs on a foreign thread: no `threading`, `logging` or `asyncio` imports.
 """
 
 import json
@@ -13,11 +14,26 @@ import time
 
 # Read by the native agent after every call: true once the daemon asked this agent to detach.
 stop_requested = False
+# Read by the native agent after every call: true while an import that was signalled has not yet put
+# its module in sys.modules, so the agent drains again shortly instead of waiting for the next import.
+drain_again = False
+
+# The import hook signals when an import starts: the agent thread often drains while the importer
+# is still searching the path (stat releases the GIL), before the module exists. Names stay awaited
+# until their module is in sys.modules, or until no import happened for this long (a failed import).
+AWAIT_IMPORT_SECONDS = 2.0
+# `hotd run`'s bootstrap is `__main__` until it hands over to the program (runpy keeps the module
+# object and changes its __file__): the program's __main__ is awaited like an import.
+_BOOTSTRAP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hotd_run.py")
 
 _settings = {}
+_config_for_children = [b""]  # the starter's config lines, to start an agent in a forked child
+_fork_hook_installed = [False]
 _reported_files = {}  # file path -> module names already reported to the daemon
 _next_request_id = [1]
-_hook_installed = [False]
+_import_signal = []  # the meta path entry, once installed
+_awaited_imports = {}  # module name -> True, while its import may still be running
+_last_import = [0.0]  # time.monotonic() of the latest import signal
 _excluded_prefixes = []
 
 
@@ -46,11 +62,10 @@ def _message(method, params, request=False):
 def _compute_excluded_prefixes():
     # The standard library and installed packages are not the user's code: they are neither reported
     # nor patched, which keeps the daemon's copies of baselines to the project's own files.
-    prefixes = set()
+    # hotd's own Python files (the agent package and the bootstrap) are excluded the same way.
     stdlib = os.path.dirname(os.path.abspath(os.__file__))
-    prefixes.add(stdlib + os.sep)
-    prefixes.add(os.path.dirname(os.path.abspath(__file__)) + os.sep)
-    return tuple(prefixes)
+    hotd_python = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return (stdlib + os.sep, hotd_python + os.sep)
 
 
 def _is_user_file(path):
@@ -80,6 +95,23 @@ def _new_user_modules():
     return found
 
 
+def _imported(name):
+    module = sys.modules.get(name)
+    path = getattr(module, "__file__", None)
+    return module is not None and not (isinstance(path, str) and os.path.abspath(path) == _BOOTSTRAP)
+
+
+def _settle_awaited_imports():
+    """Forgets awaited names whose module arrived, or whose import must have failed; sets drain_again.
+    Call it before scanning sys.modules, so that every module it forgets is seen by the scan."""
+    global drain_again
+    expired = time.monotonic() - _last_import[0] > AWAIT_IMPORT_SECONDS
+    for name in list(_awaited_imports):
+        if expired or _imported(name):
+            del _awaited_imports[name]
+    drain_again = bool(_awaited_imports)
+
+
 class _ImportSignal(object):
     """A meta path entry that finds nothing: it only tells the agent thread that an import is
     happening, so that it drains new modules once the importer lets go of the GIL."""
@@ -88,6 +120,8 @@ class _ImportSignal(object):
         self.wake_fd = wake_fd
 
     def find_spec(self, fullname, path=None, target=None):
+        _awaited_imports[fullname] = True
+        _last_import[0] = time.monotonic()
         try:
             os.write(self.wake_fd, b"i")
         except OSError:
@@ -98,17 +132,46 @@ class _ImportSignal(object):
         return None
 
 
+def _start_agent_in_forked_child():
+    """After os.fork in an attached process: the agent thread did not survive, and the native half
+    forgot it. Start a new one, so that the child registers as a process of its own (`hotd run`'s
+    bootstrap has its own hook, installed before the first fork can happen). Never raises: a child
+    without an agent still runs, without live patching."""
+    library = _setting("library")
+    if stop_requested or not library:
+        return
+    try:
+        import ctypes
+
+        start = ctypes.CDLL(library).hotd_agent_start
+        start.argtypes = [ctypes.c_char_p]
+        start(_config_for_children[0])
+    except Exception:
+        pass
+
+
 def registration(config):
     global stop_requested
     stop_requested = False
     _settings.clear()
     _settings.update(_parse_config(config))
+    # The native half adds `library=` and `wake_fd=` to the starter's lines: a child's adds its own.
+    _config_for_children[0] = b"\n".join(line for line in config.splitlines()
+                                         if not line.startswith((b"library=", b"wake_fd=")))
+    if not _fork_hook_installed[0] and _setting("launcher") != "run":
+        os.register_at_fork(after_in_child=_start_agent_in_forked_child)
+        _fork_hook_installed[0] = True
     _reported_files.clear()
-    if not _hook_installed[0]:
-        wake_fd = int(_setting("wake_fd", "-1"))
-        if wake_fd >= 0:
-            sys.meta_path.insert(0, _ImportSignal(wake_fd))
-            _hook_installed[0] = True
+    wake_fd = int(_setting("wake_fd", "-1"))
+    if _import_signal:
+        _import_signal[0].wake_fd = wake_fd
+    elif wake_fd >= 0:
+        _import_signal.append(_ImportSignal(wake_fd))
+        sys.meta_path.insert(0, _import_signal[0])
+    if _setting("launcher") == "run":
+        _awaited_imports["__main__"] = True
+        _last_import[0] = time.monotonic()
+    _settle_awaited_imports()
     params = {
         "pid": os.getpid(),
         "python_version": "%d.%d.%d" % sys.version_info[:3],
@@ -123,7 +186,15 @@ def registration(config):
     return _message("agent/register", params, request=True)
 
 
+def warm_up(_unused=b""):
+    """Called once after registering: import the patcher now rather than on the first save."""
+    from . import patcher  # noqa: F401
+
+    return b""
+
+
 def drain(_unused=b""):
+    _settle_awaited_imports()
     modules = _new_user_modules()
     if not modules:
         return b""
@@ -140,11 +211,14 @@ def _reply(request_id, result=None, error=None):
 
 
 def _modules_for(path, names):
+    """The distinct module objects of `path`: one module can be in sys.modules under two names
+    (multiprocessing aliases `__main__` as `__mp_main__`), and must be patched once."""
     modules = []
     for name in names:
         module = sys.modules.get(name)
         if module is not None and os.path.abspath(getattr(module, "__file__", "") or "") == path:
-            modules.append(module)
+            if not any(module is seen for seen in modules):
+                modules.append(module)
     return modules
 
 
