@@ -8,7 +8,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 apt_packages=(
   g++ cmake make pkg-config git ca-certificates
   libboost1.81-dev nlohmann-json3-dev doctest-dev libtree-sitter-dev libcli11-dev libbenchmark-dev
-  python3 python3-dev
+  python3 python3-dev python3-pytest
 )
 
 as_root() {

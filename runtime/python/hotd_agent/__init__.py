@@ -8,17 +8,24 @@ Nothing here imports threading, logging, asyncio or concurrent: importing thread
 foreign thread makes that thread ``threading.main_thread()`` (docs: shared/notes/attach.md).
 """
 
-from .hooks import is_patching, on_patch
+from .hooks import after_patch, before_patch, is_patching, on_patch, remove_patch_hook
 
-__all__ = ["is_patching", "on_patch", "patcher"]
+# Patching from code (client.py) is loaded on first use, like the patcher.
+_CLIENT_NAMES = ("patch_file", "patch_function", "revert", "PatchError")
+
+__all__ = ["is_patching", "on_patch", "before_patch", "after_patch", "remove_patch_hook", "patcher"] + list(
+    _CLIENT_NAMES)
 
 
 def __getattr__(name):
     # The patcher is imported on first use (the agent warms it up right after registering), so that
     # attaching is not slowed down by compiling it.
-    if name == "patcher":
-        import sys
+    import sys
 
+    if name == "patcher":
         __import__(__name__ + ".patcher")  # not `from . import`: its fromlist check would call us again
         return sys.modules[__name__ + ".patcher"]
+    if name in _CLIENT_NAMES:
+        __import__(__name__ + ".client")
+        return getattr(sys.modules[__name__ + ".client"], name)
     raise AttributeError("module 'hotd_agent' has no attribute %r" % name)

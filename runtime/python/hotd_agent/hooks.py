@@ -52,3 +52,46 @@ def callbacks_for(obj):
         return list(_callbacks.get(obj, ()))
     except TypeError:  # not weak-referenceable or not hashable: nothing can be registered for it
         return []
+
+
+# Module hooks: (when, module name or None for every module, callback), in registration order.
+_module_hooks = []
+
+
+def before_patch(callback=None, module=None):
+    """Call ``callback(module, changes)`` before a save is applied to a module (every module, or the
+    one named ``module``); ``changes`` is the plan's list of changes. Usable as a decorator, with or
+    without ``module=``. Returns ``callback``."""
+    return _register("before", callback, module)
+
+
+def after_patch(callback=None, module=None):
+    """Call ``callback(module, results)`` after a save was applied to a module (every module, or the
+    one named ``module``): re-run an init function, re-render a screen, re-run a failed test.
+    ``results`` are the per-change results for that module (docs/PATCHING.md). Returns ``callback``."""
+    return _register("after", callback, module)
+
+
+def remove_patch_hook(callback):
+    """Forget every registration of ``callback`` made with before_patch or after_patch."""
+    _module_hooks[:] = [entry for entry in _module_hooks if entry[2] is not callback]
+
+
+def _register(when, callback, module):
+    if callback is None:  # used as @before_patch(module="app") / @after_patch(module=...)
+        return lambda function: _register(when, function, module)
+    _module_hooks.append((when, module, callback))
+    return callback
+
+
+def run_module_hooks(when, module, argument):
+    """Runs the hooks registered for ``module``; returns the exceptions they raised, with the hook."""
+    failures = []
+    for hook_when, name, callback in list(_module_hooks):
+        if hook_when != when or (name is not None and name != module.__name__):
+            continue
+        try:
+            callback(module, argument)
+        except Exception as error:  # a hook must not undo or hide the patch
+            failures.append((callback, error))
+    return failures

@@ -74,6 +74,7 @@ def apply_plan(plan, filename, modules):
     swaps = _SwapBatch()
     with hooks.patching():
         for module in modules:
+            results.extend(_hook_failures("before_patch", hooks.run_module_hooks("before", module, changes), module))
             session = _ModulePatch(module, filename, running, notifications, swaps)
             flags = _future_flags(module)
             for index, change in enumerate(changes):
@@ -85,6 +86,9 @@ def apply_plan(plan, filename, modules):
             failure["error"] = _error_dict(error)
             results.append(failure)
         _notify(notifications)
+        for module in modules:
+            own = [result for result in results if result["module"] == module.__name__]
+            results.extend(_hook_failures("after_patch", hooks.run_module_hooks("after", module, own), module))
     linecache = sys.modules.get("linecache")
     if linecache is not None:
         linecache.checkcache(filename)
@@ -223,6 +227,17 @@ def _running_code_counts():
             counts[frame.f_code] = counts.get(frame.f_code, 0) + 1
             frame = frame.f_back
     return counts
+
+
+def _hook_failures(kind, failures, module):
+    """A failed result per before_patch/after_patch hook that raised: the patch itself stands."""
+    results = []
+    for callback, error in failures:
+        result = _result({"kind": "module"}, module.__name__, "failed", "%s hook %s raised %s: %s" % (
+            kind, getattr(callback, "__qualname__", repr(callback)), type(error).__name__, error))
+        result["error"] = _error_dict(error)
+        results.append(result)
+    return results
 
 
 def _notify(notifications):
