@@ -18,10 +18,16 @@ def _start_agent():
         sys.exit(2)
     import ctypes
 
-    agent = ctypes.CDLL(library)
-    agent.hotd_agent_start.argtypes = [ctypes.c_char_p]
-    if agent.hotd_agent_start(config.encode("utf-8")) < 0:
+    start = ctypes.CDLL(library).hotd_agent_start
+    start.argtypes = [ctypes.c_char_p]
+    config = config.encode("utf-8")
+    if start(config) < 0:
         sys.stderr.write("hotd: could not start the agent; the program runs without live patching\n")
+        return
+    # A child forked from the program (os.fork, multiprocessing's fork and forkserver methods) has no
+    # agent thread: start its own, so it registers as a process too. Installed now, not when the
+    # agent registers, as the program may fork at once.
+    os.register_at_fork(after_in_child=lambda: start(config))
 
 
 def _wait_for_registration(limit=3.0):

@@ -1,8 +1,13 @@
 """Runs inside the interpreter under test, one process per case; the runner talks to it.
 
-Protocol: one JSON object per line. The runner sends a `load` request, then either an `apply`
-request (today's in-process mechanism) or nothing (a daemon patches the process from outside), then
-`check` with the patch result. Every reply is {"ok": bool, ...}; a failure carries "traceback".
+Protocol: one JSON object per line on stdin and stdout. The runner sends a `load` request, then
+either an `apply` request (the in-process applier) or nothing (under `hotd run`, the daemon patches
+the process through its agent), then `check` with the patch result. Every reply is
+{"ok": bool, ...}; a failure carries "traceback".
+
+`load` with `agent` (a package path) loads hotd_agent itself and executes the case file; without
+it the real agent is already in the process, and the file is imported through the import system
+(and run as `__main__` the way `hotd run`'s bootstrap does), so the agent sees it load.
 
 Only stdlib modules that the agent also tolerates are imported here: no threading, so cases can check
 that patching does not import it.
@@ -40,12 +45,12 @@ def load_agent(package_dir):
     return agent
 
 
-def load_module(name, path, register):
-    """Execute the case file as a module named `name` (`__main__` runs its main block)."""
+def load_module(name, path):
+    """Execute the case file as a module named `name` (`__main__` runs its main block). It is put
+    in sys.modules, where the agent looks for loaded modules."""
     module = types.ModuleType(name)
     module.__file__ = path
-    if register:
-        sys.modules[name] = module
+    sys.modules[name] = module
     with open(path) as f:
         code = compile(f.read(), path, "exec")
     exec(code, vars(module))
@@ -126,12 +131,12 @@ def main():
         cmd = request["cmd"]
         try:
             if cmd == "load":
-                agent = load_agent(request["agent"])
                 path = request["path"]
                 sys.path.insert(0, request["workdir"])
+                agent = load_agent(request["agent"]) if request.get("agent") else sys.modules["hotd_agent"]
                 if request.get("as_main"):
-                    modules.append(load_module("__main__", path, False))
-                mod = load_module("mod", path, True)
+                    modules.append(load_module("__main__", path))
+                mod = load_module("mod", path) if request.get("agent") else __import__("mod")
                 modules.append(mod)
                 ns.update(mod=mod, main=modules[0] if request.get("as_main") else None, hotd_agent=agent,
                           sys=sys, modules_before=set(sys.modules))

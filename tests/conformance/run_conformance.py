@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """Conformance suite of the Python patcher: every case in a fresh process of one interpreter.
 
-    run_conformance.py --hotd build/server/hotd --python 3.12 [--apply in-process] [-k NAME] [--jobs 2]
+    run_conformance.py --hotd build/server/hotd --python 3.12 [--apply daemon] [-k NAME] [--jobs 2]
 
 A case (cases/*.case) is data: sections `@@@ v1`, `@@@ v2`, `@@@ setup`, `@@@ check` and an optional
 `@@@ options` (`as_main: true` also runs the file as `__main__`, so two modules come from it).
 The process loads v1 as module `mod`, runs setup, the save to v2 is applied, then check runs in the
 same namespace with `result` (what apply_plan returned) and helpers (see driver.py).
 
-How a save reaches the process is one function, selected with --apply; today `in-process` (plan from
-`hotd diff --json`, applied by the driver calling apply_plan from a foreign thread).
+How a save reaches the process is an applier, selected with --apply: `in-process` (plan from
+`hotd diff --json`, applied by the driver calling apply_plan from a foreign thread) or `daemon` (the
+driver runs under `hotd run`, one daemon per run patches it through its agent after `hotd patch`).
 
 Exit status: 0 all passed, 1 a case failed, 77 (ctest SKIP_RETURN_CODE) the interpreter is missing.
 """
@@ -28,6 +29,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 AGENT_DIR = os.path.normpath(os.path.join(HERE, "..", "..", "runtime", "python", "hotd_agent"))
+DRIVER = os.path.join(HERE, "driver.py")
 SKIP = 77
 CASE_TIMEOUT = 30  # seconds for one reply of the driver
 
@@ -72,11 +74,8 @@ def find_python(spec):
 class Session:
     """The driver process of one case: request/reply over its stdin and stdout."""
 
-    def __init__(self, python, workdir):
-        # -S: no site-packages .pth hooks, which on some installs import threading at startup and
-        # would hide what the agent imports.
-        self.proc = subprocess.Popen([python, "-S", "-X", "faulthandler", os.path.join(HERE, "driver.py")],
-                                     cwd=workdir, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    def __init__(self, command, workdir, env=None):
+        self.proc = subprocess.Popen(command, cwd=workdir, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, universal_newlines=True)
 
     def request(self, message):
@@ -102,42 +101,165 @@ class Session:
         return err
 
 
-def apply_in_process(hotd, session, module_path, new_text):
-    """Save `new_text` over the module file, compute the plan with `hotd diff --json` from the text the
-    process runs, and have the process apply it itself. Returns apply_plan's result."""
-    old_copy = module_path + ".old"
-    shutil.copyfile(module_path, old_copy)
-    with open(module_path, "w") as f:
-        f.write(new_text)
-    diff = subprocess.run([hotd, "diff", "--json", old_copy, module_path], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, universal_newlines=True)
-    if diff.returncode not in (0, 1):
-        raise RuntimeError("hotd diff failed (%d): %s" % (diff.returncode, diff.stderr))
-    plan = json.loads(diff.stdout)
-    return session.request({"cmd": "apply", "plan": plan, "filename": module_path})["result"]
+def save_file(path, text):
+    """Write the way editors often save: a temporary file renamed over the original."""
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
 
 
-APPLIERS = {"in-process": apply_in_process}
+class InProcessApplier:
+    """The plan comes from `hotd diff --json` against the text the process runs; the driver applies
+    it itself, calling apply_plan from a foreign thread as the native agent does."""
+
+    def __init__(self, hotd, python):
+        self.hotd = hotd
+        self.python = python
+
+    def start(self, workdir):
+        # -S: no site-packages .pth hooks, which on some installs import threading at startup and
+        # would hide what the agent imports.
+        return Session([self.python, "-S", "-X", "faulthandler", DRIVER], workdir)
+
+    def load_extras(self):
+        return {"agent": AGENT_DIR}
+
+    def loaded(self, session, module_path, module_names):
+        pass
+
+    def save(self, session, module_path, new_text):
+        """Returns apply_plan's result."""
+        old_copy = module_path + ".old"
+        shutil.copyfile(module_path, old_copy)
+        save_file(module_path, new_text)
+        diff = subprocess.run([self.hotd, "diff", "--json", old_copy, module_path], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, universal_newlines=True)
+        if diff.returncode not in (0, 1):
+            raise RuntimeError("hotd diff failed (%d): %s" % (diff.returncode, diff.stderr))
+        plan = json.loads(diff.stdout)
+        return session.request({"cmd": "apply", "plan": plan, "filename": module_path})["result"]
+
+    def close(self):
+        pass
 
 
-def run_case(case, python, hotd, apply):
+class DaemonApplier:
+    """The product path: one daemon for the whole run, in a private runtime directory; each driver
+    runs under `hotd run --no-watch`, its native agent registers and reports the modules it imports,
+    and the save goes through `hotd patch --json`, which waits for every process's answer."""
+
+    # How the daemon sums up one process's answer, from the agent's result.
+    EXPECTED_STATUS = {True: "applied", False: ("partial", "failed")}
+
+    def __init__(self, hotd, python):
+        self.hotd = hotd
+        self.python = python
+        self.runtime = tempfile.mkdtemp(prefix="hotd-conf-rt-")
+        self.env = dict(os.environ, HOTD_RUNTIME_DIR=self.runtime, PYTHONFAULTHANDLER="1")
+        self.hotd_command("serve", "--quiet")
+
+    def hotd_command(self, *args):
+        done = subprocess.run([self.hotd] + list(args), env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, timeout=CASE_TIMEOUT)
+        if done.returncode not in (0, 1):
+            raise RuntimeError("hotd %s exited %d: %s%s" % (" ".join(args), done.returncode, done.stdout, done.stderr))
+        return done
+
+    def files_of(self, pid):
+        """{file: [module names]} the daemon knows the process `pid` runs, or None if unregistered."""
+        for process in json.loads(self.hotd_command("ps", "--json").stdout)["processes"]:
+            if process["pid"] == pid:
+                return {entry["file"]: sorted(entry["modules"]) for entry in process["files"]}
+        return None
+
+    def wait_for(self, session, predicate, what):
+        deadline = time.monotonic() + CASE_TIMEOUT
+        while time.monotonic() < deadline:
+            if session.proc.poll() is not None:
+                raise RuntimeError("the driver exited while waiting for %s" % what)
+            files = self.files_of(session.proc.pid)
+            if files is not None and predicate(files):
+                return
+            time.sleep(0.02)
+        raise AssertionError("timed out waiting for %s; the daemon knows %r" % (what, self.files_of(session.proc.pid)))
+
+    def start(self, workdir):
+        session = Session([self.hotd, "run", "--no-watch", "--python", self.python, DRIVER], workdir,
+                          self.env)
+        # The driver uses `hotd_agent` from the moment it loads the case: wait for the registration.
+        self.wait_for(session, lambda files: True, "process %d to register" % session.proc.pid)
+        return session
+
+    def load_extras(self):
+        return {}
+
+    def loaded(self, session, module_path, module_names):
+        """The daemon must know every module of the file (so it has read the v1 baseline) before the save."""
+        self.wait_for(session, lambda files: files.get(module_path) == sorted(module_names),
+                      "modules %s of %s to be reported" % (module_names, module_path))
+
+    @staticmethod
+    def refusal_result(report):
+        """The daemon sends no plan for a text with syntax errors: it reports them itself. In the form
+        of apply_plan's results for such a plan (PATCHING.md), so cases check both paths alike."""
+        results = [{"op": None, "kind": "module", "qualname": None, "line": error["line"], "status": "failed",
+                    "message": "the daemon refused the save", "module": None, "stale": [], "running_frames": 0,
+                    "caches_cleared": [], "error": {"type": "SyntaxError", "message": error["message"], "traceback": ""}}
+                   for error in report["errors"]]
+        return {"ok": False, "elapsed_ms": 0.0, "results": results}
+
+    def save(self, session, module_path, new_text):
+        """Returns the agent's result for this process, as `hotd patch --json` reports it."""
+        save_file(module_path, new_text)
+        report = json.loads(self.hotd_command("patch", module_path, "--json").stdout)
+        if report["errors"]:
+            if report["processes"] or report["ok"]:
+                raise AssertionError("a save with syntax errors reached processes: %s" % json.dumps(report))
+            return self.refusal_result(report)
+        processes = [p for p in report["processes"] if p["pid"] == session.proc.pid]
+        if len(processes) != 1:
+            raise AssertionError("expected one answer of pid %d, got %s" % (session.proc.pid, json.dumps(report)))
+        process = processes[0]
+        result = process["result"]
+        expected = self.EXPECTED_STATUS[result.get("ok") is True]
+        if process["status"] not in expected:
+            raise AssertionError("the daemon reported %r for a result with ok=%r: %s"
+                                 % (process["status"], result.get("ok"), json.dumps(process)[:2000]))
+        if report["ok"] != result.get("ok"):
+            raise AssertionError("`hotd patch` says ok=%r, the process ok=%r" % (report["ok"], result.get("ok")))
+        return result
+
+    def close(self):
+        self.hotd_command("stop")
+        shutil.rmtree(self.runtime, ignore_errors=True)
+
+
+APPLIERS = {"in-process": InProcessApplier, "daemon": DaemonApplier}
+
+
+def run_case(case, applier):
     """Returns (passed, details)."""
     workdir = tempfile.mkdtemp(prefix="hotd-conf-")
     module_path = os.path.join(workdir, "mod.py")
     with open(module_path, "w") as f:
         f.write(case["v1"])
-    session = Session(python, workdir)
+    as_main = case["options"].get("as_main") == "true"
+    session = None
+    result = None
     try:
-        session.request({"cmd": "load", "agent": AGENT_DIR, "path": module_path, "workdir": workdir,
-                         "as_main": case["options"].get("as_main") == "true", "setup": case["setup"]})
-        result = apply(hotd, session, module_path, case["v2"])
+        session = applier.start(workdir)
+        session.request(dict(applier.load_extras(), cmd="load", path=module_path, workdir=workdir, as_main=as_main,
+                             setup=case["setup"]))
+        applier.loaded(session, module_path, ["__main__", "mod"] if as_main else ["mod"])
+        result = applier.save(session, module_path, case["v2"])
         session.request({"cmd": "check", "check": case["check"], "result": result})
         return True, ""
     except Exception as error:
         return False, "%s\nresult: %s\ndriver stderr:\n%s" % (
-            error, json.dumps(locals().get("result"), indent=1)[:4000], session.close()[-2000:])
+            error, json.dumps(result, indent=1)[:4000], session.close()[-2000:] if session else "")
     finally:
-        session.close()
+        if session:
+            session.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -177,15 +299,19 @@ def main():
     hotd = snapshot_binary(args.hotd)
     cases = [parse_case(p) for p in sorted(glob.glob(os.path.join(HERE, "cases", "*.case")))]
     cases = [c for c in cases if args.filter in c["name"]]
-    apply = APPLIERS[args.apply]
+    applier = APPLIERS[args.apply](hotd, python)
     failed = 0
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        outcomes = pool.map(lambda c: run_case(c, python, hotd, apply), cases)
-        for case, (passed, details) in zip(cases, outcomes):
-            print("%s %s (python %s)" % ("PASS" if passed else "FAIL", case["name"], version), flush=True)
-            if not passed:
-                failed += 1
-                print("    " + details.replace("\n", "\n    "), flush=True)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            outcomes = pool.map(lambda c: run_case(c, applier), cases)
+            for case, (passed, details) in zip(cases, outcomes):
+                print("%s %s (python %s, %s)" % ("PASS" if passed else "FAIL", case["name"], version, args.apply),
+                      flush=True)
+                if not passed:
+                    failed += 1
+                    print("    " + details.replace("\n", "\n    "), flush=True)
+    finally:
+        applier.close()
     print("%d passed, %d failed" % (len(cases) - failed, failed))
     return 1 if failed or not cases else 0
 
