@@ -1,0 +1,155 @@
+// The daemon's rules without sockets: per-process baselines, ordered and coalesced saves, tickets.
+#include <map>
+#include <string>
+
+#include <doctest/doctest.h>
+
+#include "patch_coordinator.hpp"
+
+using namespace hotd::server;
+using nlohmann::json;
+
+namespace {
+
+// Files "on disk" for the coordinator's baseline reads.
+struct Disk {
+  std::map<std::string, std::string> files;
+  PatchCoordinator coordinator{[this](const std::string& path) -> std::optional<std::string> {
+                                 const auto found = files.find(path);
+                                 if (found == files.end()) return std::nullopt;
+                                 return found->second;
+                               },
+                               [](const std::string& path) { return path; }};
+
+  AgentId attach(int pid, const std::string& path) {
+    const AgentId id = coordinator.add_agent(AgentInfo{pid});
+    coordinator.modules_loaded(id, {{"app", path}});
+    return id;
+  }
+};
+
+std::string version(int n) { return "def value():\n    return " + std::to_string(n) + "\n"; }
+
+const json applied = {{"ok", true}, {"results", json::array({{{"status", "updated"}}})}};
+const json compile_failed = {{"ok", false}, {"results", json::array({{{"status", "failed"}}})}};
+
+std::string first_op(const Dispatch& dispatch) { return dispatch.params["plan"]["changes"][0]["op"]; }
+
+}  // namespace
+
+TEST_CASE("a save nobody runs completes at once with no processes") {
+  Disk disk;
+  const auto outcome = disk.coordinator.save("/app.py", version(1));
+  CHECK(outcome.dispatches.empty());
+  REQUIRE(outcome.completed.size() == 1);
+  CHECK(outcome.completed[0].ok);
+  CHECK(outcome.completed[0].processes.empty());
+}
+
+TEST_CASE("a save is diffed against what the process runs, and the baseline moves when applied") {
+  Disk disk;
+  disk.files["/app.py"] = version(1);
+  const AgentId agent = disk.attach(100, "/app.py");
+  auto outcome = disk.coordinator.save("/app.py", version(2));
+  REQUIRE(outcome.dispatches.size() == 1);
+  CHECK(outcome.dispatches[0].agent == agent);
+  CHECK(first_op(outcome.dispatches[0]) == "update");
+  CHECK(outcome.dispatches[0].params["modules"] == json::array({"app"}));
+
+  auto result = disk.coordinator.on_result(agent, "/app.py", outcome.dispatches[0].save, applied);
+  REQUIRE(result.completed.size() == 1);
+  CHECK(result.completed[0].ok);
+  CHECK(result.completed[0].processes[0].status == "applied");
+  CHECK(result.completed[0].processes[0].pid == 100);
+
+  // The same text again: the process already runs it.
+  outcome = disk.coordinator.save("/app.py", version(2));
+  CHECK(outcome.dispatches.empty());
+  REQUIRE(outcome.completed.size() == 1);
+  CHECK(outcome.completed[0].processes[0].status == "unchanged");
+}
+
+TEST_CASE("a plan that failed to compile leaves the baseline where it was") {
+  Disk disk;
+  disk.files["/app.py"] = version(1);
+  const AgentId agent = disk.attach(100, "/app.py");
+  auto outcome = disk.coordinator.save("/app.py", version(2));
+  auto result = disk.coordinator.on_result(agent, "/app.py", outcome.dispatches[0].save, compile_failed);
+  CHECK(result.completed[0].processes[0].status == "failed");
+  CHECK_FALSE(result.completed[0].ok);
+  // Saving the first version again is no change for the process: it still runs version 1.
+  outcome = disk.coordinator.save("/app.py", version(1));
+  CHECK(outcome.dispatches.empty());
+  CHECK(outcome.completed[0].processes[0].status == "unchanged");
+}
+
+TEST_CASE("saves during a patch coalesce to the newest, which is sent after the answer") {
+  Disk disk;
+  disk.files["/app.py"] = version(1);
+  const AgentId agent = disk.attach(100, "/app.py");
+  const auto first = disk.coordinator.save("/app.py", version(2));
+  REQUIRE(first.dispatches.size() == 1);
+  const auto second = disk.coordinator.save("/app.py", version(3));
+  CHECK(second.dispatches.empty());  // waits behind the plan in flight
+  CHECK(second.completed.empty());
+  const auto third = disk.coordinator.save("/app.py", version(4));
+  REQUIRE(third.completed.size() == 1);  // the second one is replaced by the third
+  CHECK(third.completed[0].ticket == second.ticket);
+  CHECK(third.completed[0].processes[0].status == "superseded");
+
+  auto result = disk.coordinator.on_result(agent, "/app.py", first.dispatches[0].save, applied);
+  REQUIRE(result.dispatches.size() == 1);
+  CHECK(result.dispatches[0].params["plan"]["changes"][0]["source"].get<std::string>().find("return 4") !=
+        std::string::npos);
+  result = disk.coordinator.on_result(agent, "/app.py", result.dispatches[0].save, applied);
+  REQUIRE(result.completed.size() == 1);
+  CHECK(result.completed[0].ticket == third.ticket);
+  CHECK(result.completed[0].processes[0].status == "applied");
+}
+
+TEST_CASE("processes that loaded different versions get different plans") {
+  Disk disk;
+  disk.files["/app.py"] = version(1);
+  const AgentId old_process = disk.attach(100, "/app.py");
+  disk.files["/app.py"] = "def value():\n    return 1\n\ndef extra():\n    pass\n";
+  const AgentId new_process = disk.attach(200, "/app.py");
+  const auto outcome = disk.coordinator.save("/app.py", "def value():\n    return 1\n\ndef extra():\n    pass\n");
+  // The newer process already runs this text; the older one gets an `add`.
+  REQUIRE(outcome.dispatches.size() == 1);
+  CHECK(outcome.dispatches[0].agent == old_process);
+  CHECK(first_op(outcome.dispatches[0]) == "add");
+  (void)new_process;
+}
+
+TEST_CASE("a syntax error is sent to nobody and reported with its position") {
+  Disk disk;
+  disk.files["/app.py"] = version(1);
+  disk.attach(100, "/app.py");
+  const auto outcome = disk.coordinator.save("/app.py", "def value(:\n    return 2\n");
+  CHECK(outcome.dispatches.empty());
+  REQUIRE(outcome.completed.size() == 1);
+  CHECK_FALSE(outcome.completed[0].ok);
+  REQUIRE(outcome.completed[0].errors.size() >= 1);
+  CHECK(outcome.completed[0].errors[0]["line"] == 1);
+}
+
+TEST_CASE("a process that goes away or does not answer completes its tickets") {
+  Disk disk;
+  disk.files["/app.py"] = version(1);
+  const AgentId slow = disk.attach(100, "/app.py");
+  const AgentId leaving = disk.attach(200, "/app.py");
+  const auto outcome = disk.coordinator.save("/app.py", version(2));
+  REQUIRE(outcome.dispatches.size() == 2);
+  CHECK(disk.coordinator.remove_agent(leaving).empty());  // still waiting for the slow one
+  const auto timed_out = disk.coordinator.on_timeout(slow, "/app.py", outcome.dispatches[0].save);
+  REQUIRE(timed_out.size() == 1);
+  std::map<int, std::string> statuses;
+  for (const auto& process : timed_out[0].processes) statuses[process.pid] = process.status;
+  CHECK(statuses[100] == "timeout");
+  CHECK(statuses[200] == "exited");
+  // The late answer still moves the slow process's baseline.
+  disk.coordinator.on_result(slow, "/app.py", outcome.dispatches[0].save, applied);
+  const auto again = disk.coordinator.save("/app.py", version(2));
+  CHECK(again.dispatches.empty());
+  CHECK(again.completed[0].processes[0].status == "unchanged");
+}
