@@ -9,6 +9,7 @@ apt_packages=(
   g++ cmake make pkg-config git ca-certificates
   libboost1.81-dev nlohmann-json3-dev doctest-dev libtree-sitter-dev libcli11-dev libbenchmark-dev
   python3 python3-dev python3-pytest
+  python3-numpy python3-pandas valgrind
 )
 
 as_root() {
