@@ -421,19 +421,14 @@ void Daemon::closed(const std::shared_ptr<Connection>& connection) {
 // anything else an editor, whose session enforces LSP's rules (starting with `initialize`).
 void Daemon::handle(const std::shared_ptr<Connection>& connection, const std::string& body) {
   if (connection->role == Connection::Role::Editor) return connection->editor->receive(body);
-  json message = json::parse(body, nullptr, false);
-  if (message.is_discarded() || !message.is_object()) {
-    log_line("pid " + std::to_string(connection->peer_pid()) + " sent a message that is not a JSON object");
-    connection->send({{"jsonrpc", "2.0"}, {"id", nullptr}, {"error", error_object(-32700, "invalid JSON")}});
-    return;
-  }
-  const std::string method = method_of(message);
+  const json message = json::parse(body, nullptr, false);
+  const std::string method = message.is_object() ? method_of(message) : std::string();
   if (connection->role == Connection::Role::Unknown) {
     if (method.starts_with("agent/")) {
       connection->role = Connection::Role::Agent;
     } else if (method.starts_with("hotd/")) {
       connection->role = Connection::Role::Client;
-    } else {
+    } else {  // an editor, or something malformed: LspSession answers it either way
       connection->role = Connection::Role::Editor;
       const std::weak_ptr<Connection> weak = connection;
       connection->editor = open_editor(
@@ -446,6 +441,11 @@ void Daemon::handle(const std::shared_ptr<Connection>& connection, const std::st
           "editor (pid " + std::to_string(connection->peer_pid()) + ")");
       return connection->editor->receive(body);
     }
+  }
+  if (!message.is_object()) {
+    log_line("pid " + std::to_string(connection->peer_pid()) + " sent a message that is not a JSON object");
+    connection->send({{"jsonrpc", "2.0"}, {"id", nullptr}, {"error", error_object(-32700, "invalid JSON")}});
+    return;
   }
   try {
     if (connection->role == Connection::Role::Agent) {

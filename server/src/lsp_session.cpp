@@ -121,7 +121,7 @@ void LspSession::receive(const std::string& body) {
   json message;
   try {
     message = json::parse(body);
-  } catch (const json::parse_error& error) {
+  } catch (const json::exception& error) {  // a parse error, or a number out of range
     log_(std::string("editor sent invalid JSON: ") + error.what());
     send_error(nullptr, kParseError, std::string("invalid JSON or UTF-8: ") + error.what());
     return;
@@ -165,7 +165,10 @@ void LspSession::dispatch(const json& message) {
     if (state_ == State::Uninitialized && method != "exit") return;  // dropped, as LSP asks
     const auto handler = notifications.find(method);
     if (handler == notifications.end()) {
-      if (!method.starts_with("$/")) log_("editor notification " + method + " ignored: not supported");
+      // Logged once per method: a flood of them must not flood the log.
+      if (!method.starts_with("$/") && ignored_methods_.insert(method.substr(0, 200)).second) {
+        log_("editor notification " + method.substr(0, 200) + " ignored: not supported");
+      }
       return;
     }
     try {

@@ -118,6 +118,7 @@ class LspSession {
   std::map<TicketId, nlohmann::json> waiting_;  // `hotd.patchFile` requests waiting for their save
   std::map<std::string, LspDocument> documents_;  // open buffers by URI
   std::map<std::string, std::string> uri_by_path_;  // so diagnostics use the URI the editor opened
+  std::set<std::string> ignored_methods_;           // unsupported notifications already logged
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // callbacks check it: the session may be gone
 };
 

@@ -1,0 +1,152 @@
+"""An editor on `hotd lsp` and a real Python process under `hotd run`: edits, saves, diagnostics."""
+
+import json
+import unittest
+
+from lsp_testing import HotdTestCase, bridge_process, uri, wait_for
+
+APP = """\
+import time
+from dataclasses import dataclass
+
+@dataclass
+class Point:
+    x: int = 0
+
+def value():
+    return "before"
+
+def main():
+    while True:
+        print("value=%s" % value(), flush=True)
+        time.sleep(0.05)
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def utf16(text):
+    return len(text.encode("utf-16-le")) // 2
+
+
+class EditorSession(HotdTestCase):
+    def setUp(self):
+        super().setUp()
+        self.app = self.write("app.py", APP)
+        self.process = self.start(self.app, options=["--no-watch"])
+        self.wait_attached(self.process)
+        self.wait_output(self.process, "value=before")
+        self.bridge, self.editor = bridge_process(self.env)
+        self.editor.initialize()
+        self.uri = uri(self.app)
+        self.editor.notify("textDocument/didOpen", {"textDocument": {
+            "uri": self.uri, "languageId": "python", "version": 1, "text": APP}})
+
+    def tearDown(self):
+        if self.bridge.poll() is None:
+            self.bridge.kill()
+        self.bridge.wait()
+        self.bridge.stdin.close()
+        self.bridge.stdout.close()
+        self.bridge.stderr.close()
+        super().tearDown()
+
+    def change(self, version, line, start, end, text):
+        self.editor.notify("textDocument/didChange", {
+            "textDocument": {"uri": self.uri, "version": version},
+            "contentChanges": [{"range": {"start": {"line": line, "character": start},
+                                          "end": {"line": line, "character": end}}, "text": text}]})
+
+    def save(self, text=None):
+        params = {"textDocument": {"uri": self.uri}}
+        if text is not None:
+            params["text"] = text
+        self.editor.notify("textDocument/didSave", params)
+
+    def patched(self):
+        return self.editor.notification("hotd/patched", where=lambda p: p["uri"] == self.uri)
+
+    def diagnostics(self):
+        return self.editor.notification("textDocument/publishDiagnostics",
+                                        where=lambda p: p["uri"] == self.uri)["diagnostics"]
+
+    def test_edit_and_save_patches_the_process_and_reports_hotd_patched(self):
+        line = APP.splitlines().index('    return "before"')
+        self.change(2, line, len('    return "'), len('    return "before'), "after")
+        self.write("app.py", APP.replace('"before"', '"after"'))  # the editor writes the file, then says so
+        self.save()  # without text: the daemon reads the file
+        patched = self.patched()
+        self.assertEqual([p["pid"] for p in patched["processes"]], [self.process.pid])
+        self.assertEqual(patched["processes"][0]["status"], "applied", patched)
+        self.assertEqual(patched["processes"][0]["result"]["results"][0]["qualname"], "value")
+        self.wait_output(self.process, "value=after")
+        self.assertEqual(self.diagnostics(), [])
+        self.assertIsNone(self.process.poll())
+        self.assertEqual(json.loads(self.hotd("status", "--json").stdout)["editors"], 1)
+
+    def test_patch_file_command_applies_the_edited_buffer(self):
+        line = APP.splitlines().index('    return "before"')
+        self.change(2, line, len('    return "'), len('    return "before'), "ünïcødé 😀")
+        after_emoji = utf16('    return "ünïcødé 😀')  # LSP counts UTF-16 code units: the emoji is two
+        self.change(3, line, after_emoji, after_emoji, "!")
+        reply = self.editor.call("workspace/executeCommand", {"command": "hotd.patchFile", "arguments": [self.uri]})
+        self.assertEqual(reply["result"]["processes"][0]["status"], "applied", reply)
+        self.wait_output(self.process, "value=ünïcødé 😀!")
+
+    def test_rude_edit_is_a_warning_at_the_definitions_line_and_the_rest_applies(self):
+        text = APP.replace("    x: int = 0\n", "    x: int = 0\n    y: int = 1\n").replace('"before"', '"rest"')
+        self.save(text)
+        rude = [d for d in self.diagnostics() if d["code"] == "rude-edit"]
+        self.assertEqual(len(rude), 1, rude)
+        self.assertEqual(rude[0]["range"]["start"]["line"], text.splitlines().index("    y: int = 1"))
+        self.assertEqual(rude[0]["severity"], 2)
+        self.assertEqual(rude[0]["source"], "hotd")
+        self.assertIn("fields of dataclass `Point` changed", rude[0]["message"])
+        self.assertIn("restart", rude[0]["message"].lower())
+        self.wait_output(self.process, "value=rest")
+        shown = self.editor.notification("window/showMessage")
+        self.assertIn("pid %d partial" % self.process.pid, shown["message"])
+        # The next clean save clears the warning.
+        self.save(text.replace('"rest"', '"clean"'))
+        self.assertEqual(self.diagnostics(), [])
+        self.wait_output(self.process, "value=clean")
+
+    def test_syntax_error_is_an_error_diagnostic_and_applies_nothing(self):
+        broken = APP.replace("def value():", "def value(:").replace('"before"', '"broken"')
+        self.save(broken)
+        diagnostics = self.diagnostics()
+        self.assertEqual([d["code"] for d in diagnostics], ["syntax-error"], diagnostics)
+        self.assertEqual(diagnostics[0]["range"]["start"]["line"], broken.splitlines().index("def value(:"))
+        self.assertEqual(diagnostics[0]["severity"], 1)
+        patched = self.patched()
+        self.assertFalse(patched["ok"])
+        self.assertEqual(patched["processes"], [])
+        printed = len(self.output(self.process))
+        wait_for(lambda: len(self.output(self.process)) > printed + 40, message="more output")
+        self.assertNotIn("broken", self.output(self.process))
+
+    def test_patch_failure_names_the_process_and_the_error(self):
+        text = APP.replace("def main():", "def main(a, a):")
+        self.save(text)
+        failed = [d for d in self.diagnostics() if d["code"] == "patch-failed"]
+        self.assertTrue(failed, "expected a patch-failed diagnostic")
+        self.assertIn("pid %d: SyntaxError" % self.process.pid, failed[0]["message"])
+        self.assertEqual(failed[0]["range"]["start"]["line"], text.splitlines().index("def main(a, a):"))
+
+    def test_commands_list_and_detach_the_process(self):
+        listing = self.editor.call("workspace/executeCommand", {"command": "hotd.listProcesses"})
+        self.assertEqual([p["pid"] for p in listing["result"]["processes"]], [self.process.pid])
+        detached = self.editor.call("workspace/executeCommand", {"command": "hotd.detach", "arguments": [self.process.pid]})
+        self.assertEqual(detached["result"], {"pid": self.process.pid, "detached": True})
+        missing = self.editor.call("workspace/executeCommand", {"command": "hotd.detach", "arguments": [1]})
+        self.assertEqual(missing["error"]["code"], -32803)
+
+    def test_the_bridge_exits_non_zero_when_the_daemon_goes_away(self):
+        self.hotd("stop")
+        self.assertEqual(self.bridge.wait(10), 1)
+        self.assertIn("the hotd daemon closed the connection", self.bridge.stderr.read().decode())
+
+
+if __name__ == "__main__":
+    unittest.main()
