@@ -3,5 +3,6 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/install-deps.sh"
+"$root/scripts/install-editors.sh"
 "$root/scripts/build.sh"
 "$root/scripts/demo.sh"
