@@ -96,6 +96,9 @@ def _run_module(name, args):
 
 
 def main():
+    interactive = sys.argv[1:2] == ["-i"]
+    if interactive:
+        del sys.argv[1]
     if len(sys.argv) < 2 or (sys.argv[1] == "-m" and len(sys.argv) < 3):
         sys.stderr.write("usage: hotd run [options] (script.py | -m module) [args...]\n")
         sys.exit(2)
@@ -106,19 +109,44 @@ def main():
             _run_module(sys.argv[2], sys.argv[3:])
         else:
             _run_script(sys.argv[1], sys.argv[2:])
-    except SystemExit:
-        raise
+    except SystemExit as error:
+        if not interactive:
+            raise
+        _print_traceback(error)
     except BaseException as error:
-        _exit_like_python(error)
+        if not interactive:
+            _exit_like_python(error)
+        _print_traceback(error)
+    if interactive:
+        _interact()
 
 
-def _exit_like_python(error):
-    """Print the traceback without the bootstrap's frames and exit as the interpreter would."""
+def _interact():
+    """`python -i`: a REPL in the program's namespace once it ended, while saves keep patching."""
+    import code
+
+    try:
+        import readline  # noqa: F401  line editing and history, where available
+    except ImportError:
+        pass
+    namespace = sys.modules["__main__"].__dict__
+    code.interact(banner="hotd: the program ended; its code is still live-patched (Ctrl+D quits)",
+                  local=namespace, exitmsg="")
+    sys.exit(0)
+
+
+def _print_traceback(error):
+    """Print the traceback as the interpreter would, without the bootstrap's frames."""
     tb = error.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
         tb = tb.tb_next
     error.__traceback__ = tb  # the default hook prints the exception's own traceback, not its argument
     sys.excepthook(type(error), error, tb)
+
+
+def _exit_like_python(error):
+    """Print the traceback and exit as the interpreter would."""
+    _print_traceback(error)
     if isinstance(error, KeyboardInterrupt):
         import signal
 

@@ -82,14 +82,17 @@ import multiprocessing, os, sys, time
 def behaviour():
     return "old"
 
-def work(index):
-    while True:
+def work(index, parent):
+    # Ends with its parent (a test killing it), or after a minute at most: never left behind.
+    for _ in range(1200):
+        if os.getppid() != parent:
+            return
         print("worker %d pid %d says %s" % (index, os.getpid(), behaviour()), flush=True)
         time.sleep(0.05)
 
 if __name__ == "__main__":
     multiprocessing.set_start_method(sys.argv[1])
-    workers = [multiprocessing.Process(target=work, args=(i,), daemon=True) for i in range(3)]
+    workers = [multiprocessing.Process(target=work, args=(i, os.getpid()), daemon=True) for i in range(3)]
     for worker in workers:
         worker.start()
     print("parent %d started %s" % (os.getpid(), " ".join(str(w.pid) for w in workers)), flush=True)
@@ -104,12 +107,20 @@ def value():
 
 child = os.fork()
 if child == 0:
-    while True:
+    for _ in range(600):  # outlives the parent, but never the test by long
         print("child %d value=%s" % (os.getpid(), value()), flush=True)
         time.sleep(0.05)
+    os._exit(0)
 print("parent forked %d" % child, flush=True)
 sys.stdin.readline()
 """
+
+
+def kill_if_alive(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 class Forking(HotdTestCase):
@@ -119,6 +130,8 @@ class Forking(HotdTestCase):
         self.wait_output(process, "started")
         started = [line for line in self.output(process).splitlines() if line.startswith("parent")][0]
         workers = [int(pid) for pid in started.split()[3:]]
+        for pid in workers:
+            self.addCleanup(kill_if_alive, pid)
         wait_for(lambda: set(workers + [process.pid]) <= set(self.attached_pids()),
                  message="the parent and its 3 workers in `hotd ps` (it lists %r)" % self.attached_pids())
         listing = self.hotd("ps").stdout
@@ -138,7 +151,7 @@ class Forking(HotdTestCase):
         process = self.start(app, options=["--no-watch"])
         self.wait_output(process, "parent forked")
         child = int(self.output(process).split("parent forked ")[1].split()[0])
-        self.addCleanup(os.kill, child, signal.SIGKILL)
+        self.addCleanup(kill_if_alive, child)
         wait_for(lambda: {process.pid, child} <= set(self.attached_pids()), message="parent and child registered")
         self.write("fork.py", FORK_APP.replace("return 1", "return 2"))
         result = self.hotd("patch", app).stdout
