@@ -129,9 +129,16 @@ def _interact():
         import readline  # noqa: F401  line editing and history, where available
     except ImportError:
         pass
-    namespace = sys.modules["__main__"].__dict__
-    code.interact(banner="hotd: the program ended; its code is still live-patched (Ctrl+D quits)",
-                  local=namespace, exitmsg="")
+    class Console(code.InteractiveConsole):
+        def raw_input(self, prompt=""):
+            if sys.stdin.isatty():
+                return input(prompt)  # readline needs the prompt for line editing
+            sys.stderr.write(prompt)  # as python -i: prompts on stderr, output alone on stdout
+            sys.stderr.flush()
+            return input()
+
+    Console(sys.modules["__main__"].__dict__).interact(
+        banner="hotd: the program ended; its code is still live-patched (Ctrl+D quits)", exitmsg="")
     sys.exit(0)
 
 

@@ -85,5 +85,29 @@ class RunLikePython(HotdTestCase):
         process.stdout.close()
 
 
+class Interactive(HotdTestCase):
+    def test_i_opens_a_prompt_in_the_programs_namespace_that_stays_patched(self):
+        script = self.write("prog.py", "def f():\n    return 1\nstate = 41\nraise ValueError('boom')\n")
+        process = subprocess.Popen([HOTD, "run", "--python", PYTHON, "--no-watch", "-i", script], env=self.env,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process.out_file, process.err_file = process.stdout, process.stderr
+        self.processes.append(process)
+        banner = ""
+        while "its code is still live-patched" not in banner:
+            line = process.stderr.readline()
+            self.assertTrue(line, "the prompt never opened; stderr: " + banner)
+            banner += line
+        self.assertIn("ValueError: boom", banner)  # the program's traceback, as python -i prints it
+        process.stdin.write("print('first', f(), state + 1)\n")
+        process.stdin.flush()
+        self.assertEqual(process.stdout.readline().strip(), "first 1 42")
+        self.write("prog.py", "def f():\n    return 2\nstate = 41\nraise ValueError('boom')\n")
+        self.assertIn("applied", self.hotd("patch", script).stdout)
+        process.stdin.write("print('second', f())\n")
+        process.stdin.close()
+        self.assertEqual(process.stdout.readline().strip(), "second 2")
+        self.assertEqual(process.wait(timeout=10), 0)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
