@@ -16,7 +16,12 @@ struct TreeDeleter {
 };
 using Tree = std::unique_ptr<TSTree, TreeDeleter>;
 
+// Parses with the included ranges already set on `parser`. Each parse starts with a fresh external
+// scanner: tree-sitter-python 0.23.6's scanner does not reset `inside_f_string` between parses, so a
+// text that ends inside an unterminated f-string would change how the next text is read (found by
+// tests/fuzz/parser_fuzzer). Setting the language again recreates the scanner and keeps the ranges.
 Tree parse_tree(TSParser* parser, const std::string& source) {
+  ts_parser_set_language(parser, python_language());
   TSTree* tree = ts_parser_parse_string_encoding(parser, nullptr, source.data(), static_cast<uint32_t>(source.size()),
                                                  TSInputEncodingUTF8);
   if (!tree) throw std::runtime_error("tree-sitter failed to parse (parser has no language?)");

@@ -1,12 +1,12 @@
 // The definition model: what is found, how it is named, and that an incrementally updated document
 // always equals a fresh parse of the same text.
 #include <random>
-#include <sstream>
 #include <string>
 
 #include <doctest/doctest.h>
 
 #include "expected_output.hpp"
+#include "model_description.hpp"
 #include "hotd/parser/python_document.hpp"
 
 using namespace hotd;
@@ -15,47 +15,14 @@ using parser::Module;
 
 namespace {
 
-// Every field of every definition, one line each, so that two models compare as text.
-std::string describe(const Module& module) {
-  std::ostringstream out;
-  for (const parser::Definition& d : module.definitions) {
-    out << parser::kind_name(d) << " " << d.qualname << " #" << d.occurrence << " acc=" << to_string(d.accessor)
-        << " fm=" << to_string(d.field_model) << " span=" << d.span.start_byte << "-" << d.span.end_byte << " "
-        << d.span.start.line << ":" << d.span.start.column << "-" << d.span.end.line << ":" << d.span.end.column
-        << " header=" << d.header_line << " async=" << d.is_async << " gen=" << d.is_generator
-        << " infn=" << d.in_function << " block=" << d.is_block << " doc=" << d.docstring.value_or("-")
-        << " slots=" << d.binds_slots << " isdoc=" << d.is_docstring << " h=" << d.content_hash << "/"
-        << d.layout_hash << "/" << d.header_hash << " parent=" << d.parent << " children=";
-    for (const auto child : d.children) out << child << ",";
-    out << " decorators=";
-    for (const auto& decorator : d.decorators) out << decorator << ";";
-    out << " binds=";
-    for (const auto& name : d.binds) out << name << ";";
-    out << "\n";
-  }
-  out << "top=";
-  for (const auto index : module.top_level) out << index << ",";
-  out << "\nerrors=";
-  for (const auto& error : module.errors) {
-    out << error.start.line << ":" << error.start.column << " " << error.message << ";";
-  }
-  return out.str();
-}
-
 // Reports the first differing line, which is far more readable than two whole models.
 void check_same_model(const Module& incremental, const Module& fresh, const std::string& what) {
-  const std::string a = describe(incremental);
-  const std::string b = describe(fresh);
-  if (a == b) {
+  const std::string difference = testing::first_difference(incremental, fresh);
+  if (difference.empty()) {
     CHECK(true);
     return;
   }
-  std::istringstream left(a), right(b);
-  std::string l, r;
-  int line = 0;
-  while (std::getline(left, l) && std::getline(right, r) && l == r) ++line;
-  FAIL_CHECK(what << ": incremental model differs from a fresh parse at definition " << line << "\n  incremental: "
-                  << l << "\n  fresh:       " << r);
+  FAIL_CHECK(what << ": incremental model (left) differs from a fresh parse (right) " << difference);
 }
 
 const parser::Definition& find(const Module& module, const std::string& qualname, unsigned occurrence = 0) {
@@ -308,4 +275,14 @@ TEST_CASE("edits whose effect crosses the region fall back to a full parse and s
     check_same_model(document.module(), parser::parse_module(next), "edit " + to);
     CHECK(document.module().has_errors());
   }
+}
+
+TEST_CASE("a text ending inside an unterminated f-string does not change how the next text is read") {
+  // Found by tests/fuzz/parser_fuzzer: the grammar's scanner kept `inside_f_string` across parses.
+  const std::string valid = "def f():\n    return 1\ndef g():\n    return 2\n";
+  parser::PythonDocument document("x = f\"");
+  REQUIRE(document.module().has_errors());
+  document.update(valid);
+  CHECK_FALSE(document.module().has_errors());
+  check_same_model(document.module(), parser::parse_module(valid), "after an unterminated f-string");
 }
