@@ -30,11 +30,14 @@ std::string_view trim(std::string_view text) {
 }  // namespace
 
 bool FrameDecoder::parse_header() {
+  // The limit counts the header up to its last byte, whether or not that byte has arrived, so that
+  // the outcome does not depend on how the stream was split into reads.
   const std::size_t end = buffer_.find("\r\n\r\n");
-  if (end == std::string::npos) {
-    if (buffer_.size() > kMaxHeaderBytes) error_ = "message header longer than 8 KiB without an empty line";
+  if ((end == std::string::npos ? buffer_.size() : end + 3) > kMaxHeaderBytes) {
+    error_ = "message header longer than 8 KiB";
     return false;
   }
+  if (end == std::string::npos) return false;
   std::optional<std::size_t> length;
   std::string_view headers(buffer_.data(), end);
   while (!headers.empty()) {

@@ -24,16 +24,26 @@ int next_frame(struct buffer* buffer, size_t* consumed, const char** body, size_
   const char* start = buffer->data + *consumed;
   const size_t available = buffer->size - *consumed;
   const char* end = memmem(start, available, "\r\n\r\n", 4);
-  if (!end) return available > 8192 ? -1 : 0;
+  // The header may hold 8 KiB up to its last byte, whether or not that byte has arrived yet: the
+  // outcome must not depend on how the stream was split into reads.
+  if ((end ? (size_t)(end - start) + 3 : available) > 8192) return -1;
+  if (!end) return 0;
   size_t length = 0;
   int found = 0;
   for (const char* line = start; line < end;) {
     const char* line_end = memmem(line, (size_t)(end - line) + 2, "\r\n", 2);
     if (strncasecmp(line, "Content-Length:", 15) == 0) {
-      char* parsed_end = NULL;
-      const unsigned long long value = strtoull(line + 15, &parsed_end, 10);
-      if (parsed_end == line + 15 || value > MAX_MESSAGE_BYTES) return -1;
-      length = (size_t)value;
+      // Digits of this line only (strtoull would skip the line end and read on into the body, or
+      // past the bytes received).
+      const char* digit = line + 15;
+      while (digit < line_end && (*digit == ' ' || *digit == '\t')) ++digit;
+      if (digit == line_end || *digit < '0' || *digit > '9') return -1;
+      size_t value = 0;
+      for (; digit < line_end && *digit >= '0' && *digit <= '9'; ++digit) {
+        value = value * 10 + (size_t)(*digit - '0');
+        if (value > MAX_MESSAGE_BYTES) return -1;
+      }
+      length = value;
       found = 1;
     }
     line = line_end + 2;

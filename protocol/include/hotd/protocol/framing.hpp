@@ -20,7 +20,10 @@ class FrameDecoder {
  public:
   explicit FrameDecoder(std::size_t max_message_bytes = kDefaultMaxMessageBytes) : max_body_(max_message_bytes) {}
 
-  void feed(std::string_view bytes) { buffer_.append(bytes); }
+  // Bytes after an error are dropped: a peer that keeps sending cannot grow the buffer.
+  void feed(std::string_view bytes) {
+    if (!failed()) buffer_.append(bytes);
+  }
 
   // The next complete body, or nullopt when more bytes are needed or after an error.
   std::optional<std::string> next();
