@@ -307,6 +307,7 @@ int run_run(const RunOptions& options) {
   ::setenv("HOTD_AGENT_CONFIG", config.c_str(), 1);
 
   std::vector<std::string> arguments = {options.python, HOTD_PYTHON_DIR "/hotd_run.py"};
+  if (options.interactive) arguments.push_back("-i");
   if (!options.module.empty()) {
     arguments.push_back("-m");
     arguments.push_back(options.module);

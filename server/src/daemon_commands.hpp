@@ -32,6 +32,7 @@ struct RunOptions {
   std::vector<std::string> watch;
   bool quiet = false;
   bool verbose = false;
+  bool interactive = false;  // -i: a Python prompt in the program's namespace when it ends
 };
 int run_run(const RunOptions& options);
 

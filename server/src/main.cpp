@@ -20,6 +20,8 @@ CLI::App* add_run_command(CLI::App& app, hotd::cli::RunOptions& run) {
   command->add_option("--watch", run.watch, "Also watch this directory (repeatable)")->type_name("DIR");
   command->add_flag("-q,--quiet", run.quiet, "Print nothing about patches");
   command->add_flag("-v,--verbose", run.verbose, "Print every patch event, with timings");
+  command->add_flag("-i,--interactive", run.interactive,
+                    "When the program ends (or on Ctrl+C), open a Python prompt in its namespace, still live-patched");
   command->footer(
       "The program runs as `python script.py args` would: same argv, sys.path[0], __file__, exit status, signals.\n"
       "Saves of its files (by an editor with hotd, `hotd patch`, or any editor when watching) patch it live;\n"
