@@ -10,7 +10,6 @@ import {
   ServerOptions,
   State,
   Trace,
-  TransportKind,
 } from "vscode-languageclient/node";
 import { findHotd } from "./hotdExecutable";
 import {
@@ -58,7 +57,8 @@ class HotdExtension implements vscode.Disposable {
       if (choice) await vscode.commands.executeCommand("workbench.action.openSettings", "hotd.path");
       return;
     }
-    const serverOptions: ServerOptions = { command: this.hotdPath, args: ["lsp"], transport: TransportKind.stdio };
+    // No `transport`: with TransportKind.stdio the client would append `--stdio` to the arguments.
+    const serverOptions: ServerOptions = { command: this.hotdPath, args: ["lsp"] };
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ scheme: "file", language: "python" }],
       outputChannel: this.serverOutput,
@@ -266,8 +266,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const hotd = new HotdExtension();
   extension = hotd;
   context.subscriptions.push(
+    // Not hotd.attach/detach/listProcesses/patchFile: the language client registers the server's commands.
     vscode.commands.registerCommand("hotd.attachToProcess", () => hotd.attachToProcess()),
-    vscode.commands.registerCommand("hotd.detach", () => hotd.detach()),
+    vscode.commands.registerCommand("hotd.detachProcess", () => hotd.detach()),
     vscode.commands.registerCommand("hotd.runCurrentFile", () => hotd.runCurrentFile()),
     vscode.commands.registerCommand("hotd.showProcesses", () => hotd.showProcesses()),
     vscode.commands.registerCommand("hotd.showLastPatch", () => hotd.showLastPatch()),
