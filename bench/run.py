@@ -20,6 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from suite import cases, report  # noqa: E402
 from suite.harness import ROOT, Bench  # noqa: E402
 
+DEFAULT_HOTD = os.path.join(ROOT, "build", "server", "hotd")
+
 # name -> (case, its arguments in a full run, in a quick run); cases take (bench, *arguments, results).
 # Quick runs use smaller heaps and fewer processes, to stay under a minute; the labels say so.
 CASES = {
@@ -75,7 +77,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="few runs, short windows: a smoke run for CI")
     parser.add_argument("--no-docs", action="store_true", help="do not write docs/PERFORMANCE.md")
     parser.add_argument("--only", nargs="+", choices=sorted(CASES), help="run only these cases")
-    parser.add_argument("--hotd", default=os.path.join(ROOT, "build", "server", "hotd"))
+    parser.add_argument("--hotd", default=DEFAULT_HOTD, help="the hotd binary (its build has the agent)")
     parser.add_argument("--python", default="/usr/bin/python3", help="the interpreter of the target processes")
     parser.add_argument("--docs", default=os.path.join(ROOT, "docs", "PERFORMANCE.md"))
     args = parser.parse_args()
@@ -103,7 +105,8 @@ def main():
         "- date: %s" % datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "- machine: %s; load average (1, 5, 15 min) %s before, %s after; %.0f s in all"
         % (machine(), load_before, load(), time.monotonic() - started),
-        "- hotd: %s; targets: %s (Python %s)" % (revision(), args.python, subprocess.run(
+        "- hotd: repository at %s%s; targets: %s (Python %s)" % (
+            revision(), "" if args.hotd == DEFAULT_HOTD else ", binary " + args.hotd, args.python, subprocess.run(
             [args.python, "-c", "import platform; print(platform.python_version())"], capture_output=True,
             text=True).stdout.strip()),
         "- times are from the save leaving the harness to the target process reporting the new behaviour "

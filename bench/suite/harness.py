@@ -163,7 +163,7 @@ class Target(object):
             return []
         chunk = os.read(fd, 65536)
         if not chunk:
-            raise BenchError("target %d exited: %s" % (self.pid, self.stderr_text()[-2000:]))
+            raise BenchError("target %d exited (status %s): %s" % (self.pid, self.process.wait(), self.stderr_text()[-2000:]))
         self.buffer += chunk
         events = []
         while b"\n" in self.buffer:

@@ -25,6 +25,19 @@ class SocketConnection(RpcClient):
     def notify(self, method, params):
         self.sock.sendall(frame({"jsonrpc": "2.0", "method": method, "params": params}))
 
+    def discard_pending(self):
+        """Drops what arrived unasked: the daemon tells every editor about every save (also those
+        sent by the other senders), and unread messages would fill the socket and stall the server."""
+        self.sock.setblocking(False)
+        try:
+            while self.sock.recv(1 << 20):
+                pass
+        except BlockingIOError:
+            pass
+        finally:
+            self.sock.setblocking(True)
+        self.buffer = b""
+
 
 class PatchFileSender(object):
     """`hotd/patchFile` with the text, on the daemon socket (what `hotd patch` sends)."""
@@ -83,6 +96,7 @@ class LspSender(object):
         if path not in self.versions:
             self.open(path, text)
         self.versions[path] += 1
+        self.connection.discard_pending()
         self.connection.notify("textDocument/didChange", {
             "textDocument": {"uri": uri(path), "version": self.versions[path]}, "contentChanges": [{"text": text}]})
         write_file(path, text)
