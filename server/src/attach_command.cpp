@@ -3,7 +3,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -61,6 +63,44 @@ std::string describe(const json& process) {
          (files == 1 ? " module file" : " module files");
 }
 
+// The agent's Python package, copied where a target in another mount namespace sees it (the native
+// library is staged the same way by the injector). Named by content, so attaching again reuses it;
+// it stays while the target may still import from it. Returns the path as the target sees it.
+std::optional<std::string> stage_package(const std::string& root, const std::string& package, std::string& error) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> files;
+  std::uint64_t hash = 1469598103934665603ull;  // FNV-1a over names and contents
+  for (const auto& entry : fs::directory_iterator(package)) {
+    if (entry.path().extension() != ".py") continue;
+    files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  for (const fs::path& file : files) {
+    std::ifstream in(file, std::ios::binary);
+    const std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for (const char c : file.filename().string() + '\0' + content) hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  }
+  std::ostringstream name;
+  name << "hotd-agent-" << ::geteuid() << "-" << std::hex << hash;
+  for (const std::string directory : {"/dev/shm", "/tmp", "/var/tmp"}) {
+    const fs::path inside = fs::path(directory) / name.str() / "hotd_agent";  // as the target sees it
+    const fs::path here = fs::path(root + directory) / name.str() / "hotd_agent";
+    std::error_code failed;
+    if (!fs::is_directory(root + directory, failed)) continue;
+    fs::create_directories(here, failed);
+    if (failed) continue;
+    fs::permissions(here.parent_path(), fs::perms::owner_all, failed);
+    bool copied = true;
+    for (const fs::path& file : files) {
+      fs::copy_file(file, here / file.filename(), fs::copy_options::overwrite_existing, failed);
+      copied = copied && !failed;
+    }
+    if (copied) return inside.string();
+  }
+  error = "could not copy the agent's Python package into the target's /dev/shm, /tmp or /var/tmp";
+  return std::nullopt;
+}
+
 bool visible_in_target(const std::string& root, const std::string& path) {
   struct stat ours {}, theirs {};
   return stat(path.c_str(), &ours) == 0 && stat((root + path).c_str(), &theirs) == 0 && ours.st_ino == theirs.st_ino &&
@@ -89,15 +129,21 @@ int run_attach(const AttachOptions& options) {
   }
 
   const std::string socket = client->runtime_dir().socket();
-  const std::string package = HOTD_PYTHON_DIR "/hotd_agent";
+  std::string package = HOTD_PYTHON_DIR "/hotd_agent";
   if (target->other_mount_namespace) {
-    for (const std::string& path : {socket, package}) {
-      if (!visible_in_target(target->root, path)) {
-        std::cerr << "hotd attach: process " << options.pid << " runs in another mount namespace (a container?) "
-                  << "where " << path << " is not visible. Run hotd inside that namespace, or give it a shared "
-                  << "runtime directory with HOTD_RUNTIME_DIR on a path both see.\n";
+    if (!visible_in_target(target->root, socket)) {
+      std::cerr << "hotd attach: process " << options.pid << " runs in another mount namespace (a container?) "
+                << "where the daemon's socket " << socket << " is not visible. Run hotd inside that namespace, "
+                << "or give it a runtime directory both see with HOTD_RUNTIME_DIR.\n";
+      return kExitUsage;
+    }
+    if (!visible_in_target(target->root, package)) {
+      const auto staged = stage_package(target->root, package, error);
+      if (!staged) {
+        std::cerr << "hotd attach: " << error << " (process " << options.pid << ")\n";
         return kExitUsage;
       }
+      package = *staged;
     }
   }
 

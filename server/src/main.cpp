@@ -95,6 +95,8 @@ int main(int argc, char** argv) {
   CLI::App* lsp_command = app.add_subcommand(
       "lsp", "Run the language server on stdin/stdout, for editors that launch a command (starts the daemon when needed).");
   lsp_command->footer("Exit status: 0 after LSP shutdown and exit, 1 when the daemon went away (restart the server), 2 when it cannot start.");
+  // Many clients (vscode-languageclient, coc, lsp-mode) pass --stdio: it is the only transport here.
+  lsp_command->add_flag("--stdio", "Use stdin and stdout (the default; accepted for clients that pass it)");
 
   try {
     app.parse(argc, argv);

@@ -28,7 +28,11 @@ std::string one_round(int round, const std::string& directory, bool& deferred) {
   std::minstd_rand random(static_cast<unsigned>(round));
   std::this_thread::sleep_for(std::chrono::milliseconds(random() % 30));
   std::string output = directory + "/out" + std::to_string(round);
-  auto result = inj::inject(target->pid(), payload_library(), "hotd_probe_start", output);
+  // This test is about crashes, not speed: on a loaded machine an allocation-heavy thread can stay
+  // inside libc for seconds, so it gets more time to reach a safe point than the 2 s default.
+  inj::InjectOptions options;
+  options.timeout = 10000ms;
+  auto result = inj::inject(target->pid(), payload_library(), "hotd_probe_start", output, options);
   if (!result) return std::string(inj::to_string(result.error().code)) + ": " + result.error().message;
   deferred = result->safe_point_attempts > 1;
   std::string content = wait_for_file_lines(output, 1);

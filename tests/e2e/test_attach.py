@@ -213,9 +213,12 @@ class Attach(HotdTestCase):
         script = os.path.join(shared, "target.py")
         with open(script, "w") as out:
             out.write(TARGET)
+        # hotd's own Python directory is hidden from the target too, so the agent's package has to be
+        # staged into the target's file system, wherever this checkout lives.
+        hotd_python = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "runtime", "python"))
         process = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-             "mount -t tmpfs tmpfs /tmp && exec %s %s idle" % (PYTHON, script)],
+             "mount -t tmpfs tmpfs /tmp && mount -t tmpfs tmpfs %s && exec %s %s idle" % (hotd_python, PYTHON, script)],
             stdout=subprocess.PIPE, text=True)
         self.processes.append(process)
         process.out_file = process.err_file = None
@@ -223,6 +226,7 @@ class Attach(HotdTestCase):
         result = self.attach(process.pid, check=False)
         self.assertEqual(result.returncode, 2)
         self.assertIn("another mount namespace", result.stderr)
+        self.assertIn("socket", result.stderr)
         self.assertIsNone(process.poll())
         self.hotd("stop")
         self.env["HOTD_RUNTIME_DIR"] = os.path.join(shared, "runtime")
