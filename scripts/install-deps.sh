@@ -11,6 +11,7 @@ apt_packages=(
   python3 python3-dev python3-pytest
   python3-numpy python3-pandas valgrind
   neovim chromium libkrb5-dev tmux aha
+  clang-14 libclang-rt-14-dev  # libFuzzer and the sanitizer runtimes for clang (scripts/fuzz.sh)
 )
 
 as_root() {
