@@ -12,6 +12,9 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -54,7 +57,9 @@ static atomic_int agent_running;  // 1 while the agent thread lives; makes start
 
 struct agent {
   char* config;          // "key=value\n" lines from the starter
-  char* socket_path;     // from config `socket=`
+  char* socket_path;     // from config `socket=`, or NULL with `tcp=`
+  char* tcp_address;     // from config `tcp=HOST:PORT`: a daemon's `--listen` endpoint
+  char* token_file;      // from config `token_file=`: its web.json (or the bare token), read per connection
   char* package_dir;     // from config `package=`: the hotd_agent Python package
   int wake_pipe[2];      // written by Python's import hook: "new modules, please drain"
   int daemon_fd;         // the connection to the daemon, or -1
@@ -173,7 +178,7 @@ static char* python_config(const char* config, int wake_fd) {
 
 // --- Socket I/O -----------------------------------------------------------------------------
 
-static int connect_daemon(const char* path) {
+static int connect_unix(const char* path) {
   struct sockaddr_un address = {.sun_family = AF_UNIX};
   if (strlen(path) >= sizeof address.sun_path) return -1;
   strcpy(address.sun_path, path);
@@ -203,6 +208,130 @@ static int send_framed(int fd, const char* body, size_t size) {
   char header[64];
   const int header_size = snprintf(header, sizeof header, "Content-Length: %zu\r\n\r\n", size);
   return write_all(fd, header, (size_t)header_size) == 0 ? write_all(fd, body, size) : -1;
+}
+
+// --- TCP: a daemon in another network namespace or on another machine -------------------------
+
+#define TCP_TIMEOUT_MS 5000
+#define MAX_TOKEN_BYTES 128
+
+// The token from `path`: the "token" of the daemon's web.json, or the whole file stripped of
+// whitespace. Hex digits only (it goes into a header). Returns 0, or -1 with nothing usable.
+static int read_token(const char* path, char token[MAX_TOKEN_BYTES + 1]) {
+  char text[4096];
+  FILE* file = fopen(path, "re");
+  if (!file) return -1;
+  const size_t size = fread(text, 1, sizeof text - 1, file);
+  fclose(file);
+  text[size] = '\0';
+  const char* start = text;
+  const char* key = strstr(text, "\"token\"");
+  if (key) {
+    start = strchr(key + 7, ':');
+    start = start ? strchr(start, '"') : NULL;
+    if (!start) return -1;
+    ++start;
+  }
+  start += strspn(start, " \t\r\n");
+  const size_t length = strspn(start, "0123456789abcdefABCDEF");
+  if (length == 0 || length > MAX_TOKEN_BYTES) return -1;
+  memcpy(token, start, length);
+  token[length] = '\0';
+  return 0;
+}
+
+// Waits for `events` on `fd` for at most TCP_TIMEOUT_MS. Returns 0 when ready, -1 otherwise.
+static int wait_fd(int fd, short events) {
+  struct pollfd waiter = {.fd = fd, .events = events};
+  int ready;
+  while ((ready = poll(&waiter, 1, TCP_TIMEOUT_MS)) < 0 && errno == EINTR) {
+  }
+  return ready == 1 && !(waiter.revents & POLLNVAL) ? 0 : -1;
+}
+
+static int connect_address(const struct addrinfo* address) {
+  const int fd = socket(address->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return -1;
+  int error = 0;
+  socklen_t size = sizeof error;
+  if (connect(fd, address->ai_addr, address->ai_addrlen) != 0 &&
+      (errno != EINPROGRESS || wait_fd(fd, POLLOUT) != 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size) != 0 ||
+       error != 0)) {
+    close(fd);
+    return -1;
+  }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  const int on = 1;
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);  // a daemon host that vanished is noticed
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  return fd;
+}
+
+// Reports a refusal once per kind, so that a wrong token is visible without flooding stderr on
+// every retry.
+static void report_refusal(const char* endpoint, const char* reason) {
+  static char last[160];
+  char message[160];
+  snprintf(message, sizeof message, "%s: %s", endpoint, reason);
+  if (strcmp(message, last) == 0) return;
+  snprintf(last, sizeof last, "%s", message);
+  fprintf(stderr, "hotd: cannot connect to the daemon at %s; retrying\n", message);
+}
+
+// Connects to `tcp=HOST:PORT` and upgrades the stream with the token (web_server.cpp's `/agent`):
+// from then on it carries the same LSP base framing as the Unix socket.
+static int connect_tcp(struct agent* agent) {
+  char host[256];
+  const char* colon = strrchr(agent->tcp_address, ':');
+  if (!colon || (size_t)(colon - agent->tcp_address) >= sizeof host) return -1;
+  const char* name = agent->tcp_address;
+  size_t name_length = (size_t)(colon - name);
+  if (name_length >= 2 && name[0] == '[' && name[name_length - 1] == ']') {
+    ++name;
+    name_length -= 2;
+  }
+  memcpy(host, name, name_length);
+  host[name_length] = '\0';
+  char token[MAX_TOKEN_BYTES + 1];
+  if (read_token(agent->token_file, token) != 0) {
+    report_refusal(agent->tcp_address, "no token in token_file");
+    return -1;
+  }
+  struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *addresses = NULL;
+  if (getaddrinfo(host, colon + 1, &hints, &addresses) != 0) return -1;
+  int fd = -1;
+  for (const struct addrinfo* address = addresses; address && fd < 0; address = address->ai_next) {
+    fd = connect_address(address);
+  }
+  freeaddrinfo(addresses);
+  if (fd < 0) return -1;
+  char request[512];
+  const int size = snprintf(request, sizeof request,
+                            "GET /agent HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
+                            "Connection: Upgrade\r\nUpgrade: hotd-agent\r\n\r\n",
+                            agent->tcp_address, token);
+  // Byte by byte up to the blank line: nothing after it may be consumed here, it is the daemon's.
+  char response[1024];
+  size_t received = 0;
+  if (size < (int)sizeof request && write_all(fd, request, (size_t)size) == 0) {
+    while (received < sizeof response - 1 && wait_fd(fd, POLLIN) == 0 && recv(fd, response + received, 1, 0) == 1) {
+      ++received;
+      response[received] = '\0';
+      if (received >= 4 && memcmp(response + received - 4, "\r\n\r\n", 4) == 0) break;
+    }
+  }
+  response[received] = '\0';
+  if (strncmp(response, "HTTP/1.1 101 ", 13) == 0) return fd;
+  const char* line_end = strstr(response, "\r\n");
+  char status[64];
+  snprintf(status, sizeof status, "%.*s", line_end ? (int)(line_end - response) : (int)received, response);
+  report_refusal(agent->tcp_address, received ? status : "it closed the connection");
+  close(fd);
+  return -1;
+}
+
+static int connect_daemon(struct agent* agent) {
+  return agent->tcp_address ? connect_tcp(agent) : connect_unix(agent->socket_path);
 }
 
 // --- Calling the Python half ----------------------------------------------------------------
@@ -302,6 +431,8 @@ static int exchange(struct agent* agent, int fd, const char* function, const cha
 static void free_agent(struct agent* agent) {
   free(agent->config);
   free(agent->socket_path);
+  free(agent->tcp_address);
+  free(agent->token_file);
   free(agent->package_dir);
   free(agent);
 }
@@ -390,14 +521,14 @@ static void* agent_main(void* argument) {
   long delay = 20;
   for (;;) {
     if (finalizing()) break;
-    const int fd = connect_daemon(agent->socket_path);
+    const int fd = connect_daemon(agent);
     if (fd < 0) {
       sleep_ms(delay);
       delay = delay < 1000 ? delay * 2 : 1000;
       continue;
     }
     delay = 20;
-    debug("connected to %s", agent->socket_path);
+    debug("connected to %s", agent->tcp_address ? agent->tcp_address : agent->socket_path);
     agent->daemon_fd = fd;
     const int stop = serve_connection(agent, fd);
     agent->daemon_fd = -1;
@@ -431,8 +562,9 @@ static void forget_agent_in_child(void) {
 
 static void register_fork_handler(void) { pthread_atfork(NULL, NULL, forget_agent_in_child); }
 
-// Starts the agent thread. `config` holds "key=value" lines: `socket=` (the daemon's socket),
-// `package=` (the hotd_agent Python package directory), and settings passed on to Python.
+// Starts the agent thread. `config` holds "key=value" lines: `socket=` (the daemon's socket) or
+// `tcp=HOST:PORT` with `token_file=`, `package=` (the hotd_agent Python package directory), and
+// settings passed on to Python.
 // Returns 0 when started, 1 when an agent already runs in this process, -1 on error.
 HOTD_EXPORT int hotd_agent_start(const char* config) {
   static pthread_once_t fork_handler_once = PTHREAD_ONCE_INIT;
@@ -444,8 +576,10 @@ HOTD_EXPORT int hotd_agent_start(const char* config) {
   agent->daemon_fd = -1;
   agent->config = strdup(config ? config : "");
   agent->socket_path = config_value(agent->config, "socket");
+  agent->tcp_address = config_value(agent->config, "tcp");
+  agent->token_file = config_value(agent->config, "token_file");
   agent->package_dir = config_value(agent->config, "package");
-  if (!agent->socket_path || !agent->package_dir) goto fail_agent;
+  if (!(agent->socket_path || (agent->tcp_address && agent->token_file)) || !agent->package_dir) goto fail_agent;
   if (pipe2(agent->wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) goto fail_agent;
   for (int i = 0; i < 2 && inherited_wake_pipe[0] >= 0; ++i) {
     if (dup3(agent->wake_pipe[i], inherited_wake_pipe[i], O_CLOEXEC) >= 0) {

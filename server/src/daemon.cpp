@@ -29,6 +29,8 @@
 #include "hotd/protocol/framing.hpp"
 #include "lsp_session.hpp"
 #include "patch_coordinator.hpp"
+#include "path_map.hpp"
+#include "web_server.hpp"
 
 extern char** environ;
 
@@ -36,7 +38,8 @@ namespace hotd::server {
 
 namespace asio = boost::asio;
 using nlohmann::json;
-using Socket = asio::local::stream_protocol::socket;
+// Unix socket or TCP (agents of processes in other places, after web_server.cpp's upgrade).
+using Socket = asio::generic::stream_protocol::socket;
 
 namespace {
 
@@ -76,18 +79,25 @@ std::string method_of(const json& message) {
 class Daemon;
 
 // One peer on the socket: an agent, a command-line client or an editor, decided by its first message.
+// A TCP peer (`remote` set) may only be an agent.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   enum class Role { Unknown, Agent, Client, Editor };
 
-  Connection(Daemon& daemon, Socket socket, int uid, int pid)
-      : daemon_(daemon), socket_(std::move(socket)), peer_uid_(uid), peer_pid_(pid) {}
+  Connection(Daemon& daemon, Socket socket, int uid, int pid, std::string remote = {})
+      : remote(std::move(remote)), daemon_(daemon), socket_(std::move(socket)), peer_uid_(uid), peer_pid_(pid) {}
 
-  void start() { read(); }
+  // `buffered`: bytes that arrived before this object took the socket over.
+  void start(const std::string& buffered = {}) {
+    decoder_.feed(buffered);
+    read();
+  }
   void send(const json& message);
   void close();
 
   Role role = Role::Unknown;
+  const std::string remote;  // the TCP peer's address, empty on the Unix socket
+  PathMap path_map;          // the agent's paths to the editor's, from its registration
   std::shared_ptr<LspSession> editor;  // with Role::Editor
   AgentId agent = 0;
   int agent_pid = 0;
@@ -119,7 +129,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool open_ = true;
 };
 
-class Daemon : public LspBackend {
+class Daemon : public LspBackend, public WebHost {
  public:
   Daemon(const RuntimeDir& dir, int listen_fd, const DaemonOptions& options)
       : dir_(dir),
@@ -143,6 +153,12 @@ class Daemon : public LspBackend {
       wait_for_saves();
     }
     log_line("hotd daemon " + std::to_string(getpid()) + " serving on " + dir_.socket());
+    std::string error;
+    web_ = WebServer::start(io_, *this, {.agent_listen = options_.listen,
+                                         .allowed_origins = options_.allowed_origins,
+                                         .info_path = dir_.path + "/web.json"},
+                            error);
+    if (!web_) log_line("web: " + error + " (no WebSocket, /status or TCP agents)");
     io_.run();
     ::unlink(dir_.socket().c_str());
     log_line("stopped");
@@ -151,6 +167,7 @@ class Daemon : public LspBackend {
 
   void stop() {
     acceptor_.close();
+    if (web_) web_->stop();
     signals_.cancel();
     watcher_descriptor_.close();
     for (const auto& connection : std::set(connections_)) connection->close();
@@ -162,14 +179,26 @@ class Daemon : public LspBackend {
   asio::io_context& io() { return io_; }
 
   // An editor on any transport: its session receives every save's results until close_editor.
-  std::shared_ptr<LspSession> open_editor(LspSession::Send send, LspSession::Close close, const std::string& who) {
+  std::shared_ptr<LspSession> open_editor(LspSession::Send send, LspSession::Close close, const std::string& who) override {
     auto session = std::make_shared<LspSession>(
         *this, std::move(send), std::move(close), [who](const std::string& line) { log_line(who + ": " + line); },
         HOTD_VERSION);
     editors_.insert(session);
     return session;
   }
-  void close_editor(const std::shared_ptr<LspSession>& session) { editors_.erase(session); }
+  void close_editor(const std::shared_ptr<LspSession>& session) override { editors_.erase(session); }
+
+  // WebHost
+  void adopt_agent(int fd, const std::string& buffered, const std::string& peer) override {
+    sockaddr_storage address{};
+    socklen_t size = sizeof address;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
+    Socket socket(io_, asio::generic::stream_protocol(address.ss_family, IPPROTO_TCP), fd);
+    auto connection = std::make_shared<Connection>(*this, std::move(socket), -1, 0, peer);
+    connections_.insert(connection);
+    connection->start(buffered);
+  }
+  void log(const std::string& line) override { log_line(line); }
 
   // LspBackend
   json status() override;
@@ -198,7 +227,7 @@ class Daemon : public LspBackend {
 
  private:
   void accept() {
-    acceptor_.async_accept([this](const boost::system::error_code& error, Socket socket) {
+    acceptor_.async_accept([this](const boost::system::error_code& error, asio::local::stream_protocol::socket socket) {
       if (error) {
         if (error != asio::error::operation_aborted) accept();
         return;
@@ -212,8 +241,9 @@ class Daemon : public LspBackend {
         boost::system::error_code ignored;
         socket.close(ignored);
       } else {
-        auto connection =
-            std::make_shared<Connection>(*this, std::move(socket), static_cast<int>(credentials.uid), credentials.pid);
+        auto connection = std::make_shared<Connection>(
+            *this, Socket(io_, asio::generic::stream_protocol(AF_UNIX, 0), socket.release()),
+            static_cast<int>(credentials.uid), credentials.pid);
         connections_.insert(connection);
         connection->start();
       }
@@ -261,13 +291,15 @@ class Daemon : public LspBackend {
       const std::uint64_t id = connection->next_request_id++;
       auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(options_.patch_timeout_ms));
       connection->outstanding[id] = {dispatch.key, dispatch.save, timer};
+      json params = dispatch.params;
+      if (!connection->path_map.empty()) params["file"] = connection->path_map.to_remote(params["file"]);
       const AgentId agent = dispatch.agent;
       timer->async_wait([this, agent, key = dispatch.key, save = dispatch.save](const boost::system::error_code& error) {
         if (error) return;
         log_line("process of agent " + std::to_string(agent) + " did not answer a patch of " + key + " in time");
         complete(coordinator_.on_timeout(agent, key, save));
       });
-      connection->send({{"jsonrpc", "2.0"}, {"id", id}, {"method", "agent/patch"}, {"params", dispatch.params}});
+      connection->send({{"jsonrpc", "2.0"}, {"id", id}, {"method", "agent/patch"}, {"params", params}});
     }
   }
 
@@ -291,6 +323,7 @@ class Daemon : public LspBackend {
   }
 
   void handle_agent(const std::shared_ptr<Connection>& connection, const json& message);
+  std::vector<LoadedModule> loaded_modules(const Connection& connection, const json& params);
   void handle_client(const std::shared_ptr<Connection>& connection, const json& message);
 
   const RuntimeDir& dir_;
@@ -311,11 +344,17 @@ class Daemon : public LspBackend {
   };
   std::map<TicketId, Waiter> waiters_;
   std::map<TicketId, std::string> ticket_texts_;  // the text of each save in progress, for editors' diagnostics
+  std::unique_ptr<WebServer> web_;  // after io_: destroyed first
 };
 
 json Daemon::status() {
   json processes = json::array();
-  for (const AgentId id : coordinator_.agents()) processes.push_back(coordinator_.describe_agent(id));
+  for (const AgentId id : coordinator_.agents()) {
+    json process = coordinator_.describe_agent(id);
+    const auto connection = agent_connections_.count(id) ? agent_connections_[id].lock() : nullptr;
+    if (connection && !connection->remote.empty()) process["remote"] = connection->remote;
+    processes.push_back(std::move(process));
+  }
   int clients = 0;
   const auto editors = std::count_if(editors_.begin(), editors_.end(), [](const auto& e) { return e->initialized(); });
   json waiting = json::array();
@@ -353,7 +392,8 @@ void Connection::read() {
       if (!open_) return;
     }
     if (decoder_.failed()) {
-      log_line("closing connection of pid " + std::to_string(peer_pid_) + ": " + decoder_.error());
+      log_line("closing connection of " + (remote.empty() ? "pid " + std::to_string(peer_pid_) : remote) + ": " +
+               decoder_.error());
       send({{"jsonrpc", "2.0"}, {"id", nullptr}, {"error", error_object(-32700, decoder_.error())}});
       close();
       return;
@@ -424,6 +464,10 @@ void Daemon::handle(const std::shared_ptr<Connection>& connection, const std::st
   const json message = json::parse(body, nullptr, false);
   const std::string method = message.is_object() ? method_of(message) : std::string();
   if (connection->role == Connection::Role::Unknown) {
+    if (!connection->remote.empty() && !method.starts_with("agent/")) {
+      log_line("closing the TCP connection of " + connection->remote + ": only agents connect over TCP");
+      return connection->close();
+    }
     if (method.starts_with("agent/")) {
       connection->role = Connection::Role::Agent;
     } else if (method.starts_with("hotd/")) {
@@ -481,32 +525,36 @@ void Daemon::handle_agent(const std::shared_ptr<Connection>& connection, const j
     info.cwd = params.value("cwd", "");
     info.launcher = params.value("launcher", "attach");
     info.argv = params.value("argv", std::vector<std::string>{});
-    info.watch = params.value("watch", std::vector<std::string>{});
+    for (const json& mapping : params.value("path_map", json::array())) {
+      std::string why;
+      auto prefix = PathMap::parse(mapping.get<std::string>(), why);
+      if (!prefix) {
+        log_line("process " + std::to_string(info.pid) + " not registered: " + why);
+        return connection->send({{"jsonrpc", "2.0"}, {"id", message.value("id", json())}, {"error", error_object(-32602, why)}});
+      }
+      connection->path_map.add(std::move(*prefix));
+    }
+    for (const std::string& directory : params.value("watch", std::vector<std::string>{})) {
+      info.watch.push_back(connection->path_map.to_local(directory));
+    }
     const AgentId id = coordinator_.add_agent(info);
     connection->agent = id;
     connection->agent_pid = info.pid;
     agent_connections_[id] = connection;
-    std::vector<LoadedModule> modules;
-    for (const json& module : params.value("modules", json::array())) {
-      modules.push_back({module.value("name", ""), module.value("file", "")});
-    }
+    const std::vector<LoadedModule> modules = loaded_modules(*connection, params);
     coordinator_.modules_loaded(id, modules);
     for (const std::string& directory : info.watch) {
       std::string error;
       if (watcher_.watch(id, directory, error) < 0) log_line("process " + std::to_string(info.pid) + ": " + error);
     }
-    log_line("process " + std::to_string(info.pid) + " registered: python " + info.python_version + ", " +
-             std::to_string(modules.size()) + " module(s)");
+    log_line("process " + std::to_string(info.pid) + (connection->remote.empty() ? "" : " at " + connection->remote) +
+             " registered: python " + info.python_version + ", " + std::to_string(modules.size()) + " module(s)");
     connection->send({{"jsonrpc", "2.0"}, {"id", message.value("id", json())}, {"result", {{"agent", id}}}});
     return;
   }
   if (method == "agent/imported") {
     if (!connection->agent) return;
-    std::vector<LoadedModule> modules;
-    for (const json& module : params.value("modules", json::array())) {
-      modules.push_back({module.value("name", ""), module.value("file", "")});
-    }
-    coordinator_.modules_loaded(connection->agent, modules);
+    coordinator_.modules_loaded(connection->agent, loaded_modules(*connection, params));
     return;
   }
   if (method.empty() && message.contains("id") && message["id"].is_number_unsigned()) {
@@ -524,6 +572,15 @@ void Daemon::handle_agent(const std::shared_ptr<Connection>& connection, const j
   if (message.contains("id") && !method.empty()) {
     connection->send({{"jsonrpc", "2.0"}, {"id", message["id"]}, {"error", error_object(-32601, "unknown method " + method)}});
   }
+}
+
+// The modules of an `agent/register` or `agent/imported`, with the editor's paths.
+std::vector<LoadedModule> Daemon::loaded_modules(const Connection& connection, const json& params) {
+  std::vector<LoadedModule> modules;
+  for (const json& module : params.value("modules", json::array())) {
+    modules.push_back({module.value("name", ""), connection.path_map.to_local(module.value("file", ""))});
+  }
+  return modules;
 }
 
 void Daemon::handle_client(const std::shared_ptr<Connection>& connection, const json& message) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "runtime_dir.hpp"
 
@@ -10,6 +11,8 @@ namespace hotd::server {
 
 struct DaemonOptions {
   int patch_timeout_ms = 10000;  // how long a process may take to answer a patch
+  std::vector<std::string> listen;           // "ADDR:PORT" endpoints for agents over TCP (`--listen`)
+  std::vector<std::string> allowed_origins;  // browser origins allowed on the WebSocket (`--allow-origin`)
 };
 
 // Runs until `hotd stop`, SIGTERM or SIGINT. `listen_fd` is a bound, listening Unix socket;

@@ -18,8 +18,10 @@
 
 #include "daemon.hpp"
 #include "daemon_client.hpp"
+#include "path_map.hpp"
 #include "runtime_dir.hpp"
 #include "source_commands.hpp"
+#include "web_server.hpp"
 
 namespace hotd::cli {
 
@@ -82,6 +84,21 @@ int run_serve(const ServeOptions& options) {
   }
   server::DaemonOptions daemon_options;
   daemon_options.patch_timeout_ms = options.patch_timeout_ms;
+  daemon_options.allowed_origins = options.allowed_origins;
+  for (const std::string& endpoint : options.listen) {
+    std::string address;
+    unsigned short port = 0;
+    if (!server::parse_endpoint(endpoint, address, port, error)) {
+      std::cerr << "hotd serve: --listen: " << error << "\n";
+      return kExitUsage;
+    }
+    if (!server::is_loopback_address(address)) {
+      std::cerr << "hotd serve: warning: agents may connect from the network on " << endpoint
+                << "; the token in " << dir->path << "/web.json is the only protection, and the traffic is "
+                << "not encrypted: use it only on a network you trust (docs/SECURITY.md)\n";
+    }
+    daemon_options.listen.push_back(endpoint);
+  }
   if (options.foreground) return server::run_daemon(*dir, std::move(*lock), listen_fd, daemon_options);
 
   const int log = ::open(dir->log().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -281,13 +298,46 @@ int run_detach(int pid) {
   return kExitOk;
 }
 
+// How the agent reaches the daemon: the local socket (starting the daemon when needed), or TCP with
+// the token and path mappings (`--connect`). Empty with a message on stderr when it cannot.
+std::string daemon_config(const RunOptions& options) {
+  if (options.connect.empty()) {
+    std::string error;
+    auto client = DaemonClient::connect(true, error);
+    if (!client) {
+      std::cerr << "hotd run: " << error << "\n";
+      return {};
+    }
+    return "socket=" + client->runtime_dir().socket() + "\n";
+  }
+  const auto colon = options.connect.rfind(':');
+  if (colon == std::string::npos || colon == 0 || options.connect.find_first_not_of("0123456789", colon + 1) != std::string::npos) {
+    std::cerr << "hotd run: --connect takes HOST:PORT, got '" << options.connect << "'\n";
+    return {};
+  }
+  if (options.token_file.empty() || ::access(options.token_file.c_str(), R_OK) != 0) {
+    std::cerr << "hotd run: --connect needs --token-file FILE, a readable copy or mount of the daemon's web.json\n";
+    return {};
+  }
+  std::string config = "tcp=" + options.connect + "\ntoken_file=" + fs::absolute(options.token_file).string() + "\n";
+  for (const std::string& mapping : options.path_map) {
+    std::string error;
+    if (!server::PathMap::parse(mapping, error)) {
+      std::cerr << "hotd run: --map: " << error << "\n";
+      return {};
+    }
+    config += "path_map=" + mapping + "\n";
+  }
+  return config;
+}
+
 int run_run(const RunOptions& options) {
-  std::string error;
-  auto client = DaemonClient::connect(true, error);
-  if (!client) {
-    std::cerr << "hotd run: " << error << "\n";
+  if ((!options.token_file.empty() || !options.path_map.empty()) && options.connect.empty()) {
+    std::cerr << "hotd run: --token-file and --map go with --connect\n";
     return kExitUsage;
   }
+  std::string config = daemon_config(options);
+  if (config.empty()) return kExitUsage;
   std::vector<std::string> watch = options.watch;
   if (!options.no_watch) {
     std::error_code ignored;
@@ -297,7 +347,7 @@ int run_run(const RunOptions& options) {
       watch.push_back(fs::current_path().string());
     }
   }
-  std::string config = "socket=" + client->runtime_dir().socket() + "\npackage=" HOTD_PYTHON_DIR "/hotd_agent\nlauncher=run\n";
+  config += "package=" HOTD_PYTHON_DIR "/hotd_agent\nlauncher=run\n";
   config += std::string("verbosity=") + (options.quiet ? "quiet" : options.verbose ? "verbose" : "normal") + "\n";
   for (const std::string& directory : watch) {
     std::error_code ignored;

@@ -10,6 +10,8 @@ struct ServeOptions {
   bool foreground = false;
   bool quiet = false;
   int patch_timeout_ms = 10000;
+  std::vector<std::string> listen;           // --listen ADDR:PORT: agents over TCP
+  std::vector<std::string> allowed_origins;  // --allow-origin
 };
 int run_serve(const ServeOptions& options);
 int run_stop();
@@ -33,6 +35,9 @@ struct RunOptions {
   bool quiet = false;
   bool verbose = false;
   bool interactive = false;  // -i: a Python prompt in the program's namespace when it ends
+  std::string connect;                // --connect HOST:PORT: a daemon over TCP instead of the local socket
+  std::string token_file;             // --token-file
+  std::vector<std::string> path_map;  // --map REMOTE_PREFIX:LOCAL_PREFIX
 };
 int run_run(const RunOptions& options);
 

@@ -17,11 +17,23 @@ CLI::App* add_run_command(CLI::App& app, hotd::cli::RunOptions& run) {
   command->add_option("--python", run.python, "Interpreter to run (default: python3 on PATH, so an active venv is used)");
   command->add_option("-m", run.module, "Run a library module as a script, like python -m");
   command->add_flag("--no-watch", run.no_watch, "Do not watch the program's directory for saved .py files");
-  command->add_option("--watch", run.watch, "Also watch this directory (repeatable)")->type_name("DIR");
+  command->add_option("--watch", run.watch, "Also watch this directory (repeatable)")->type_name("DIR")->type_size(1)->allow_extra_args(false);
   command->add_flag("-q,--quiet", run.quiet, "Print nothing about patches");
   command->add_flag("-v,--verbose", run.verbose, "Print every patch event, with timings");
   command->add_flag("-i,--interactive", run.interactive,
                     "When the program ends (or on Ctrl+C), open a Python prompt in its namespace, still live-patched");
+  command->add_option("--connect", run.connect,
+                      "Connect to a daemon over TCP (one started with `hotd serve --listen`): for a program in a "
+                      "container or on another machine")
+      ->type_name("HOST:PORT");
+  command->add_option("--token-file", run.token_file,
+                      "With --connect: the daemon's web.json (or a file holding its token), read at every connection")
+      ->type_name("FILE");
+  command->add_option("--map", run.path_map,
+                      "With --connect: this process sees the editor's LOCAL_PREFIX as REMOTE_PREFIX (repeatable)")
+      ->type_name("REMOTE_PREFIX:LOCAL_PREFIX")
+      ->type_size(1)
+      ->allow_extra_args(false);  // one value per --map: the script follows
   command->footer(
       "The program runs as `python script.py args` would: same argv, sys.path[0], __file__, exit status, signals.\n"
       "Saves of its files (by an editor with hotd, `hotd patch`, or any editor when watching) patch it live;\n"
@@ -89,6 +101,13 @@ int main(int argc, char** argv) {
   serve_command->add_flag("--foreground", serve.foreground, "Stay in the foreground and log to stderr");
   serve_command->add_flag("--quiet", serve.quiet, "Print nothing on success");
   serve_command->add_option("--patch-timeout-ms", serve.patch_timeout_ms, "How long a process may take to answer a patch");
+  serve_command->add_option("--listen", serve.listen,
+                            "Also accept agents over TCP on ADDR:PORT (PORT alone: loopback; 0: any free port), for "
+                            "processes in containers or on other machines (repeatable; the token is the only protection)")
+      ->type_name("ADDR:PORT");
+  serve_command->add_option("--allow-origin", serve.allowed_origins,
+                            "Allow WebSocket connections from this browser origin, e.g. http://localhost:8080 (repeatable)")
+      ->type_name("ORIGIN");
 
   CLI::App* stop_command = app.add_subcommand("stop", "Stop the daemon. Attached processes keep running and reconnect to the next one.");
 

@@ -181,6 +181,7 @@ def registration(config):
         "cwd": os.getcwd(),
         "modules": _new_user_modules(),
         "watch": _settings.get("watch", []),
+        "path_map": _settings.get("path_map", []),  # the daemon translates this process's paths to the editor's
         "launcher": _setting("launcher", "attach"),
     }
     return _message("agent/register", params, request=True)

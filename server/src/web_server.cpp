@@ -1,0 +1,430 @@
+// The only translation unit that includes Boost.Beast (it is slow to compile): keep it that way.
+#include "web_server.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <fstream>
+#include <set>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include "hotd/protocol/framing.hpp"
+
+namespace hotd::server {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+using nlohmann::json;
+
+namespace {
+
+constexpr std::size_t kMaxQueuedBytes = 64 * 1024 * 1024;  // an editor that stops reading is dropped
+constexpr auto kRequestTimeout = std::chrono::seconds(10);  // to send the request (or upgrade) headers
+constexpr std::string_view kAgentUpgrade = "hotd-agent";
+
+std::string random_token(std::string& error) {
+  unsigned char bytes[32];
+  std::ifstream urandom("/dev/urandom", std::ios::binary);
+  if (!urandom.read(reinterpret_cast<char*>(bytes), sizeof bytes)) {
+    error = "cannot read /dev/urandom for the web token";
+    return {};
+  }
+  std::string hex;
+  for (const unsigned char byte : bytes) {
+    char digits[3];
+    std::snprintf(digits, sizeof digits, "%02x", byte);
+    hex += digits;
+  }
+  return hex;
+}
+
+// Written in place (never replaced by a rename), so that a bind mount of this one file into a
+// container follows the daemon's restarts. Mode 0600 even when an older file had another.
+bool write_info(const std::string& path, const json& info, std::string& error) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0 || ::fchmod(fd, 0600) != 0) {
+    error = "cannot write " + path + ": " + std::strerror(errno);
+    if (fd >= 0) ::close(fd);
+    return false;
+  }
+  const std::string text = info.dump(2) + "\n";
+  const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  if (!written) error = "cannot write " + path;
+  return written;
+}
+
+bool same_token(std::string_view given, const std::string& token) {
+  if (given.size() != token.size()) return false;
+  unsigned char difference = 0;  // constant time: no early exit on the first differing byte
+  for (std::size_t i = 0; i < token.size(); ++i) difference |= static_cast<unsigned char>(given[i] ^ token[i]);
+  return difference == 0;
+}
+
+// The value of `name` in a target's query string ("/lsp?token=abc"), without percent-decoding:
+// tokens are hex.
+std::string_view query_parameter(std::string_view target, std::string_view name) {
+  const auto question = target.find('?');
+  if (question == std::string_view::npos) return {};
+  std::string_view query = target.substr(question + 1);
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    if (pair.size() > name.size() && pair.starts_with(name) && pair[name.size()] == '=') {
+      return pair.substr(name.size() + 1);
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return {};
+}
+
+std::string describe(const tcp::endpoint& endpoint) {
+  const auto address = endpoint.address();
+  return (address.is_v6() ? "[" + address.to_string() + "]" : address.to_string()) + ":" +
+         std::to_string(endpoint.port());
+}
+
+}  // namespace
+
+struct WebServer::Impl : std::enable_shared_from_this<WebServer::Impl> {
+  Impl(asio::io_context& io, WebHost& host, WebOptions options) : io(io), host(host), options(std::move(options)) {}
+
+  struct Listener {
+    tcp::acceptor acceptor;
+    bool agents_only;
+  };
+
+  asio::io_context& io;
+  WebHost& host;
+  WebOptions options;
+  std::string token;
+  std::deque<Listener> listeners;  // deque: acceptors stay in place while others are added
+  std::set<std::weak_ptr<void>, std::owner_less<std::weak_ptr<void>>> websockets;  // closed by stop()
+  bool stopped = false;
+
+  bool allowed_origin(std::string_view origin) const {
+    if (origin.starts_with("vscode-webview://") || origin.starts_with("vscode-file://")) return true;
+    for (const std::string& allowed : options.allowed_origins) {
+      if (origin == allowed) return true;
+    }
+    return false;
+  }
+
+  void accept(Listener& listener);
+};
+
+namespace {
+
+// An editor on a WebSocket: each text message is one JSON-RPC message, exactly what an LSP base
+// frame carries on the Unix socket, handed to the same LspSession.
+class WebSocketEditor : public std::enable_shared_from_this<WebSocketEditor> {
+ public:
+  WebSocketEditor(std::shared_ptr<WebServer::Impl> server, beast::tcp_stream stream, std::string peer)
+      : server_(std::move(server)), ws_(std::move(stream)), peer_(std::move(peer)) {}
+
+  void start(http::request<http::empty_body> request) {
+    beast::get_lowest_layer(ws_).expires_never();  // the WebSocket has its own timeouts
+    // An editor may say nothing for hours: ping it after half the idle timeout, close it when it
+    // does not answer.
+    auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
+    timeouts.keep_alive_pings = true;
+    ws_.set_option(timeouts);
+    ws_.read_message_max(protocol::kDefaultMaxMessageBytes);
+    ws_.async_accept(request, [self = shared_from_this()](const beast::error_code& error) {
+      if (error) return self->server_->host.log("websocket " + self->peer_ + ": handshake failed: " + error.message());
+      self->open();
+    });
+  }
+
+  void close() {
+    if (!open_) return;
+    open_ = false;
+    if (session_) server_->host.close_editor(session_);
+    session_.reset();
+    server_->websockets.erase(weak_from_this());
+    beast::error_code ignored;
+    beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+    beast::get_lowest_layer(ws_).close();
+  }
+
+ private:
+  void open() {
+    const std::weak_ptr<WebSocketEditor> weak = shared_from_this();
+    session_ = server_->host.open_editor(
+        [weak](const json& message) {
+          if (const auto self = weak.lock()) self->send(message);
+        },
+        [weak, &io = server_->io] {  // after `exit`: posted, the session is still on the stack
+          asio::post(io, [weak] {
+            if (const auto self = weak.lock()) self->close();
+          });
+        },
+        "websocket editor " + peer_);
+    server_->websockets.insert(weak);
+    read();
+  }
+
+  void read() {
+    ws_.async_read(input_, [self = shared_from_this()](const beast::error_code& error, std::size_t) {
+      if (!self->open_) return;
+      if (error) {
+        if (error != websocket::error::closed && error != asio::error::eof) {
+          self->server_->host.log("websocket " + self->peer_ + ": closing: " + error.message());
+        }
+        return self->close();
+      }
+      const std::string body = beast::buffers_to_string(self->input_.data());
+      self->input_.consume(self->input_.size());
+      self->session_->receive(body);
+      if (self->open_) self->read();
+    });
+  }
+
+  void send(const json& message) {
+    if (!open_) return;
+    std::string text = message.dump(-1, ' ', false, json::error_handler_t::replace);
+    queued_bytes_ += text.size();
+    if (queued_bytes_ > kMaxQueuedBytes) {
+      server_->host.log("websocket " + peer_ + ": closing: it stopped reading");
+      return close();
+    }
+    outbox_.push_back(std::move(text));
+    if (!writing_) write_next();
+  }
+
+  void write_next() {
+    if (outbox_.empty() || !open_) {
+      writing_ = false;
+      return;
+    }
+    writing_ = true;
+    ws_.text(true);
+    ws_.async_write(asio::buffer(outbox_.front()), [self = shared_from_this()](const beast::error_code& error, std::size_t) {
+      if (error) return self->close();
+      self->queued_bytes_ -= self->outbox_.front().size();
+      self->outbox_.pop_front();
+      self->write_next();
+    });
+  }
+
+  std::shared_ptr<WebServer::Impl> server_;
+  websocket::stream<beast::tcp_stream> ws_;
+  std::string peer_;
+  std::shared_ptr<LspSession> session_;
+  beast::flat_buffer input_;
+  std::deque<std::string> outbox_;
+  std::size_t queued_bytes_ = 0;
+  bool writing_ = false;
+  bool open_ = true;
+};
+
+// One HTTP request: checked (Origin, token), then answered (`/status`), upgraded to a WebSocket
+// (`/lsp`) or handed to the daemon as an agent stream (`/agent`).
+class HttpRequest : public std::enable_shared_from_this<HttpRequest> {
+ public:
+  HttpRequest(std::shared_ptr<WebServer::Impl> server, tcp::socket socket, bool agents_only)
+      : server_(std::move(server)), stream_(std::move(socket)), agents_only_(agents_only) {
+    boost::system::error_code error;
+    const auto remote = beast::get_lowest_layer(stream_).socket().remote_endpoint(error);
+    peer_ = error ? "(unknown peer)" : describe(remote);
+  }
+
+  void start() {
+    parser_.header_limit(protocol::kMaxHeaderBytes);
+    stream_.expires_after(kRequestTimeout);
+    http::async_read(stream_, buffer_, parser_, [self = shared_from_this()](const beast::error_code& error, std::size_t) {
+      if (error) {
+        if (error != http::error::end_of_stream) self->server_->host.log("http " + self->peer_ + ": " + error.message());
+        return;  // the stream closes with this object
+      }
+      self->route();
+    });
+  }
+
+ private:
+  void route() {
+    auto& request = parser_.get();
+    const std::string_view target = request.target();
+    const std::string_view path = target.substr(0, target.find('?'));
+    const auto origin = request.find(http::field::origin);
+    if (origin != request.end() && !server_->allowed_origin(origin->value())) {
+      server_->host.log("http " + peer_ + ": refused a request from origin " + std::string(origin->value()));
+      return respond(http::status::forbidden, "origin not allowed");
+    }
+    if (!authorized(request)) {
+      server_->host.log("http " + peer_ + ": refused a request without the token");
+      return respond(http::status::unauthorized, "the token of web.json is required");
+    }
+    if (agents_only_ && path != "/agent") return respond(http::status::not_found, "this port only accepts agents");
+    if (request.method() != http::verb::get) return respond(http::status::method_not_allowed, "only GET");
+    if (path == "/status") {
+      json status = server_->host.status();
+      status["running"] = true;
+      return respond(http::status::ok, status.dump(2), "application/json");
+    }
+    if (path == "/lsp") {
+      if (!websocket::is_upgrade(request)) return respond(http::status::upgrade_required, "a WebSocket upgrade");
+      return std::make_shared<WebSocketEditor>(server_, std::move(stream_), peer_)->start(parser_.release());
+    }
+    if (path == "/agent") {
+      if (!beast::iequals(request[http::field::upgrade], kAgentUpgrade)) {
+        return respond(http::status::upgrade_required, "an upgrade to " + std::string(kAgentUpgrade));
+      }
+      return upgrade_agent();
+    }
+    respond(http::status::not_found, "no such path");
+  }
+
+  bool authorized(const http::request<http::empty_body>& request) const {
+    const std::string_view header = request[http::field::authorization];
+    if (header.starts_with("Bearer ") && same_token(header.substr(7), server_->token)) return true;
+    return same_token(query_parameter(request.target(), "token"), server_->token);
+  }
+
+  // 101, then the socket leaves Beast: from here it carries LSP base frames, like the Unix socket.
+  void upgrade_agent() {
+    auto response = std::make_shared<http::response<http::empty_body>>(http::status::switching_protocols, 11);
+    response->set(http::field::connection, "Upgrade");
+    response->set(http::field::upgrade, kAgentUpgrade);
+    stream_.expires_after(kRequestTimeout);
+    http::async_write(stream_, *response, [self = shared_from_this(), response](const beast::error_code& error, std::size_t) {
+      if (error) return;
+      self->stream_.expires_never();
+      auto& socket = self->stream_.socket();
+      boost::system::error_code ignored;
+      socket.set_option(asio::socket_base::keep_alive(true), ignored);  // a vanished peer is noticed
+      socket.set_option(tcp::no_delay(true), ignored);
+      const std::string buffered = beast::buffers_to_string(self->buffer_.data());
+      self->server_->host.adopt_agent(socket.release(), buffered, self->peer_);
+    });
+  }
+
+  void respond(http::status status, std::string body, const char* content_type = "text/plain") {
+    auto response = std::make_shared<http::response<http::string_body>>(status, 11);
+    response->set(http::field::server, "hotd");
+    response->set(http::field::content_type, content_type);
+    response->set(http::field::cache_control, "no-store");
+    if (status == http::status::unauthorized) response->set(http::field::www_authenticate, "Bearer");
+    response->body() = std::move(body);
+    if (response->body().back() != '\n') response->body() += '\n';
+    response->keep_alive(false);
+    response->prepare_payload();
+    http::async_write(stream_, *response, [self = shared_from_this(), response](const beast::error_code&, std::size_t) {
+      beast::error_code ignored;
+      self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    });
+  }
+
+  std::shared_ptr<WebServer::Impl> server_;
+  beast::tcp_stream stream_;
+  bool agents_only_;
+  std::string peer_;
+  beast::flat_buffer buffer_;
+  http::request_parser<http::empty_body> parser_;
+};
+
+}  // namespace
+
+void WebServer::Impl::accept(Listener& listener) {
+  listener.acceptor.async_accept([self = shared_from_this(), &listener](const boost::system::error_code& error,
+                                                                         tcp::socket socket) {
+    if (self->stopped) return;
+    if (!error) std::make_shared<HttpRequest>(self, std::move(socket), listener.agents_only)->start();
+    if (error != asio::error::operation_aborted) self->accept(listener);
+  });
+}
+
+bool parse_endpoint(const std::string& text, std::string& address, unsigned short& port, std::string& error) {
+  std::string port_text = text;
+  address = "127.0.0.1";
+  const auto colon = text.rfind(':');
+  if (colon != std::string::npos) {
+    address = text.substr(0, colon);
+    if (address.size() > 2 && address.front() == '[' && address.back() == ']') address = address.substr(1, address.size() - 2);
+    port_text = text.substr(colon + 1);
+  }
+  boost::system::error_code bad_address;
+  asio::ip::make_address(address, bad_address);
+  char* end = nullptr;
+  const long number = std::strtol(port_text.c_str(), &end, 10);
+  if (bad_address || port_text.empty() || *end != '\0' || number < 0 || number > 65535) {
+    error = "expected ADDR:PORT (an IP address, port 0 to 65535; 0 lets the system choose), got '" + text + "'";
+    return false;
+  }
+  port = static_cast<unsigned short>(number);
+  return true;
+}
+
+bool is_loopback_address(const std::string& address) {
+  boost::system::error_code error;
+  const auto parsed = asio::ip::make_address(address, error);
+  return !error && parsed.is_loopback();
+}
+
+std::unique_ptr<WebServer> WebServer::start(asio::io_context& io, WebHost& host, const WebOptions& options,
+                                            std::string& error) {
+  auto impl = std::make_shared<Impl>(io, host, options);
+  impl->token = random_token(error);
+  if (impl->token.empty()) return nullptr;
+  json listen = json::array();
+  std::vector<std::pair<std::string, bool>> endpoints = {{options.address + ":0", false}};
+  for (const std::string& endpoint : options.agent_listen) endpoints.emplace_back(endpoint, true);
+  for (const auto& [text, agents_only] : endpoints) {
+    std::string address;
+    unsigned short port = 0;
+    if (!parse_endpoint(text, address, port, error)) return nullptr;
+    const tcp::endpoint endpoint(asio::ip::make_address(address), port);
+    boost::system::error_code failure;
+    tcp::acceptor acceptor(io);
+    acceptor.open(endpoint.protocol(), failure);
+    if (!failure) acceptor.set_option(asio::socket_base::reuse_address(true), failure);
+    if (!failure) acceptor.bind(endpoint, failure);
+    if (!failure) acceptor.listen(asio::socket_base::max_listen_connections, failure);
+    if (failure) {
+      error = "cannot listen on " + text + ": " + failure.message();
+      return nullptr;
+    }
+    const std::string bound = describe(acceptor.local_endpoint());
+    if (agents_only) listen.push_back(bound);
+    impl->listeners.push_back({std::move(acceptor), agents_only});
+  }
+  const auto& editors = impl->listeners.front().acceptor.local_endpoint();
+  const json info = {{"pid", ::getpid()},
+                     {"address", editors.address().to_string()},
+                     {"port", editors.port()},
+                     {"token", impl->token},
+                     {"agent_listen", listen}};
+  if (!write_info(options.info_path, info, error)) return nullptr;
+  for (auto& listener : impl->listeners) impl->accept(listener);
+  host.log("web: status and editors (WebSocket /lsp) on " + describe(editors) + ", token in " + options.info_path);
+  for (const auto& endpoint : listen) host.log("web: agents on " + endpoint.get<std::string>());
+  return std::unique_ptr<WebServer>(new WebServer(std::move(impl)));
+}
+
+WebServer::~WebServer() { stop(); }
+
+void WebServer::stop() {
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  for (auto& listener : impl_->listeners) {
+    boost::system::error_code ignored;
+    listener.acceptor.close(ignored);
+  }
+  for (const auto& weak : std::set(impl_->websockets)) {
+    if (const auto editor = std::static_pointer_cast<WebSocketEditor>(weak.lock())) editor->close();
+  }
+}
+
+}  // namespace hotd::server

@@ -1,0 +1,144 @@
+"""Clients for the daemon's TCP side (server/src/web_server.cpp), standard library only: plain HTTP
+requests and a minimal WebSocket client (RFC 6455 handshake and framing), written here so that the
+tests check the bytes on the wire rather than a library's idea of them."""
+
+import base64
+import hashlib
+import json
+import os
+import socket
+import struct
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+from hotd_testing import HOTD, PYTHON, HotdTestCase, wait_for  # noqa: E402,F401
+
+WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+OP_TEXT, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x8, 0x9, 0xA
+
+
+def web_info(runtime):
+    with open(os.path.join(runtime, "web.json")) as info:
+        return json.load(info)
+
+
+def read_headers(sock):
+    """The status code and the raw header block of an HTTP response; reads nothing past it."""
+    data = b""
+    while not data.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        if not byte:
+            break
+        data += byte
+    status_line = data.split(b"\r\n", 1)[0]
+    return (int(status_line.split()[1]) if status_line else 0), data.decode("latin-1")
+
+
+def http_get(port, target, headers=None, host="127.0.0.1", timeout=10.0):
+    """(status, body) of a GET; the daemon closes after each response."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        lines = ["GET %s HTTP/1.1" % target, "Host: %s:%d" % (host, port)]
+        lines += ["%s: %s" % item for item in (headers or {}).items()]
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        response = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            response += chunk
+    head, _, body = response.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode()
+
+
+class WebSocketRefused(Exception):
+    def __init__(self, status):
+        super().__init__("handshake refused with HTTP %d" % status)
+        self.status = status
+
+
+class WebSocket(object):
+    def __init__(self, port, target="/lsp", headers=None, timeout=10.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        key = base64.b64encode(os.urandom(16)).decode()
+        lines = ["GET %s HTTP/1.1" % target, "Host: 127.0.0.1:%d" % port, "Upgrade: websocket",
+                 "Connection: Upgrade", "Sec-WebSocket-Key: " + key, "Sec-WebSocket-Version: 13"]
+        lines += ["%s: %s" % item for item in (headers or {}).items()]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        status, head = read_headers(self.sock)
+        if status != 101:
+            self.sock.close()
+            raise WebSocketRefused(status)
+        accept = base64.b64encode(hashlib.sha1(key.encode() + WEBSOCKET_GUID).digest()).decode()
+        if ("sec-websocket-accept: " + accept.lower()) not in head.lower():
+            raise AssertionError("wrong Sec-WebSocket-Accept in %r" % head)
+        self.next_id = 1
+
+    def send_frame(self, opcode, payload, announced_length=None):
+        """A masked frame, as clients must send; `announced_length` lies about the size (tests)."""
+        length = len(payload) if announced_length is None else announced_length
+        header = bytes([0x80 | opcode])
+        if length < 126:
+            header += bytes([0x80 | length])
+        elif length < 1 << 16:
+            header += bytes([0x80 | 126]) + struct.pack("!H", length)
+        else:
+            header += bytes([0x80 | 127]) + struct.pack("!Q", length)
+        mask = os.urandom(4)
+        self.sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    def _exactly(self, size):
+        data = b""
+        while len(data) < size:
+            chunk = self.sock.recv(size - len(data))
+            if not chunk:
+                raise EOFError("the daemon closed the connection")
+            data += chunk
+        return data
+
+    def receive_frame(self):
+        """(opcode, payload) of the next frame, answering pings on the way."""
+        while True:
+            first, second = self._exactly(2)
+            length = second & 0x7F
+            if length == 126:
+                length = struct.unpack("!H", self._exactly(2))[0]
+            elif length == 127:
+                length = struct.unpack("!Q", self._exactly(8))[0]
+            if second & 0x80:
+                raise AssertionError("the server masked a frame")
+            payload = self._exactly(length)
+            if first & 0x0F == OP_PING:
+                self.send_frame(OP_PONG, payload)
+                continue
+            return first & 0x0F, payload
+
+    def send(self, message):
+        self.send_frame(OP_TEXT, json.dumps(message).encode())
+
+    def receive(self):
+        opcode, payload = self.receive_frame()
+        if opcode == OP_CLOSE:
+            raise EOFError("closed by the daemon with code %d" % struct.unpack("!H", payload[:2])[0])
+        return json.loads(payload)
+
+    def request(self, method, params=None):
+        request_id = self.next_id
+        self.next_id += 1
+        self.send({"jsonrpc": "2.0", "id": request_id, "method": method, "params": {} if params is None else params})
+        return request_id
+
+    def notify(self, method, params=None):
+        self.send({"jsonrpc": "2.0", "method": method, "params": {} if params is None else params})
+
+    def wait_for(self, predicate, what="message"):
+        while True:
+            message = self.receive()
+            if predicate(message):
+                return message
+
+    def call(self, method, params=None):
+        request_id = self.request(method, params)
+        return self.wait_for(lambda m: m.get("id") == request_id and "method" not in m, "reply %d" % request_id)
+
+    def close(self):
+        self.sock.close()
