@@ -203,7 +203,14 @@ class Daemon : public LspBackend, public WebHost {
   // LspBackend
   json status() override;
   TicketId save(const std::string& path, const std::string& text) override {
-    auto outcome = coordinator_.save(path, text);
+    return start_ticket(coordinator_.save(path, text), text);
+  }
+  std::optional<TicketId> reload(const std::string& path) override {
+    const auto text = read_whole_file(path);
+    if (!text) return std::nullopt;
+    return start_ticket(coordinator_.reload(path, *text), *text);
+  }
+  TicketId start_ticket(PatchCoordinator::SaveOutcome outcome, const std::string& text) {
     ticket_texts_[outcome.ticket] = text;
     // Posted, so that the editor learns its ticket before any result of it arrives.
     asio::post(io_, [this, outcome = std::move(outcome)] {
@@ -267,10 +274,11 @@ class Daemon : public LspBackend, public WebHost {
     apply_save(path, *text, nullptr, nullptr);
   }
 
-  // Sends a save to every process running the file; `waiter` (a client) gets the ticket's result.
+  // Sends a save (or with `reload`, a whole-module reload of the text on disk) to every process running
+  // the file; `waiter` (a client) gets the ticket's result.
   void apply_save(const std::string& path, const std::string& text, const std::shared_ptr<Connection>& waiter,
-                  const json* request_id) {
-    auto outcome = coordinator_.save(path, text);
+                  const json* request_id, bool reload = false) {
+    auto outcome = reload ? coordinator_.reload(path, text) : coordinator_.save(path, text);
     ticket_texts_[outcome.ticket] = text;
     if (waiter && request_id) waiters_[outcome.ticket] = {waiter, *request_id};
     send_dispatches(outcome.dispatches);
@@ -299,7 +307,7 @@ class Daemon : public LspBackend, public WebHost {
         log_line("process of agent " + std::to_string(agent) + " did not answer a patch of " + key + " in time");
         complete(coordinator_.on_timeout(agent, key, save));
       });
-      connection->send({{"jsonrpc", "2.0"}, {"id", id}, {"method", "agent/patch"}, {"params", params}});
+      connection->send({{"jsonrpc", "2.0"}, {"id", id}, {"method", dispatch.method}, {"params", params}});
     }
   }
 
@@ -608,6 +616,18 @@ void Daemon::handle_client(const std::shared_ptr<Connection>& connection, const 
     }
     if (!text) return fail(-32602, "cannot read " + path);
     apply_save(path, *text, connection, &id);
+  } else if (method == "hotd/reload") {
+    std::string path = params.value("path", std::string());
+    if (path.empty() && params.contains("module")) {
+      const std::string module = params["module"];
+      const auto file = coordinator_.file_of_module(module);
+      if (!file) return fail(-32602, "no attached process has loaded a module named " + module);
+      path = *file;
+    }
+    if (path.empty()) return fail(-32602, "params.path or params.module (a string) is required");
+    const auto text = read_whole_file(path);
+    if (!text) return fail(-32602, "cannot read " + path);
+    apply_save(path, *text, connection, &id, true);
   } else if (method == "hotd/detach") {
     const int pid = params.value("pid", 0);
     if (detach(pid)) return reply({{"pid", pid}, {"detached", true}});

@@ -62,6 +62,44 @@ std::string describe_process(const json& process) {
   return command;
 }
 
+int print_save_result(const json& result, const std::string& shown_path, bool as_json) {
+  if (as_json) {
+    std::cout << result.dump(2) << "\n";
+    return result.value("ok", false) ? kExitOk : kExitFailed;
+  }
+  for (const auto& syntax_error : result["errors"]) {
+    std::cout << shown_path << ":" << syntax_error.value("line", 0) << ":" << syntax_error.value("column", 0)
+              << ": syntax error: " << syntax_error.value("message", "") << " (nothing applied)\n";
+  }
+  const auto& processes = result["processes"];
+  if (processes.empty() && result["errors"].empty()) {
+    std::cout << "hotd: no attached process has loaded " << shown_path << "; nothing to patch\n";
+  }
+  for (const auto& process : processes) {
+    std::cout << "pid " << process.value("pid", 0) << ": " << process.value("status", "") << "\n";
+    const json& outcome = process["result"];
+    if (outcome.contains("error") && !outcome["error"].is_null()) {
+      std::cout << "  " << (outcome["error"].is_string() ? outcome["error"].get<std::string>() : outcome["error"].dump()) << "\n";
+    }
+    for (const auto& entry : outcome.value("results", json::array())) {
+      const std::string status = entry.value("status", "");
+      std::string subject = entry.value("qualname", json()).is_string() ? entry["qualname"].get<std::string>()
+                                                                        : entry.value("label", entry.value("kind", std::string()));
+      std::cout << "  " << status << " " << subject << " (line " << entry.value("line", 0) << ")";
+      if ((status == "rude" || status == "failed" || status == "skipped" || status == "reloaded" ||
+           status == "migrated") && entry.contains("message") &&
+          entry["message"].is_string() && !entry["message"].get<std::string>().empty()) {
+        std::cout << ": " << entry["message"].get<std::string>();
+      }
+      if (entry.contains("error") && entry["error"].is_object()) {
+        std::cout << ": " << entry["error"].value("type", "") << ": " << entry["error"].value("message", "");
+      }
+      std::cout << "\n";
+    }
+  }
+  return result.value("ok", false) ? kExitOk : kExitFailed;
+}
+
 }  // namespace
 
 int run_serve(const ServeOptions& options) {
@@ -247,40 +285,26 @@ int run_patch(const PatchOptions& options) {
     std::cerr << "hotd patch: " << error << "\n";
     return kExitUsage;
   }
-  if (options.json) {
-    std::cout << result->dump(2) << "\n";
-    return result->value("ok", false) ? kExitOk : kExitFailed;
+  return print_save_result(*result, options.path, options.json);
+}
+
+int run_reload(const ReloadOptions& options) {
+  std::string error;
+  auto client = DaemonClient::connect(true, error);
+  if (!client) {
+    std::cerr << "hotd reload: " << error << "\n";
+    return kExitUsage;
   }
-  for (const auto& syntax_error : (*result)["errors"]) {
-    std::cout << options.path << ":" << syntax_error.value("line", 0) << ":" << syntax_error.value("column", 0)
-              << ": syntax error: " << syntax_error.value("message", "") << " (nothing applied)\n";
+  const bool is_file = options.target.ends_with(".py") || fs::is_regular_file(options.target);
+  const json params = is_file ? json{{"path", fs::absolute(options.target).lexically_normal().string()}}
+                              : json{{"module", options.target}};
+  const auto timeout = std::chrono::milliseconds(static_cast<long>(options.timeout_seconds * 1000));
+  auto result = client->request("hotd/reload", params, timeout, error);
+  if (!result) {
+    std::cerr << "hotd reload: " << error << "\n";
+    return kExitUsage;
   }
-  const auto& processes = (*result)["processes"];
-  if (processes.empty() && (*result)["errors"].empty()) {
-    std::cout << "hotd: no attached process has loaded " << options.path << "; nothing to patch\n";
-  }
-  for (const auto& process : processes) {
-    std::cout << "pid " << process.value("pid", 0) << ": " << process.value("status", "") << "\n";
-    const json& outcome = process["result"];
-    if (outcome.contains("error") && !outcome["error"].is_null()) {
-      std::cout << "  " << (outcome["error"].is_string() ? outcome["error"].get<std::string>() : outcome["error"].dump()) << "\n";
-    }
-    for (const auto& entry : outcome.value("results", json::array())) {
-      const std::string status = entry.value("status", "");
-      std::string subject = entry.value("qualname", json()).is_string() ? entry["qualname"].get<std::string>()
-                                                                        : entry.value("label", entry.value("kind", std::string()));
-      std::cout << "  " << status << " " << subject << " (line " << entry.value("line", 0) << ")";
-      if ((status == "rude" || status == "failed" || status == "skipped") && entry.contains("message") &&
-          entry["message"].is_string() && !entry["message"].get<std::string>().empty()) {
-        std::cout << ": " << entry["message"].get<std::string>();
-      }
-      if (entry.contains("error") && entry["error"].is_object()) {
-        std::cout << ": " << entry["error"].value("type", "") << ": " << entry["error"].value("message", "");
-      }
-      std::cout << "\n";
-    }
-  }
-  return result->value("ok", false) ? kExitOk : kExitFailed;
+  return print_save_result(*result, options.target, options.json);
 }
 
 int run_detach(int pid) {

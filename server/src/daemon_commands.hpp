@@ -24,6 +24,13 @@ struct PatchOptions {
   double timeout_seconds = 30;
 };
 int run_patch(const PatchOptions& options);
+
+struct ReloadOptions {
+  std::string target;  // a module name, or a file (a path ending in .py, or an existing file)
+  bool json = false;
+  double timeout_seconds = 60;
+};
+int run_reload(const ReloadOptions& options);
 int run_detach(int pid);
 
 struct RunOptions {

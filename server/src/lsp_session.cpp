@@ -183,6 +183,7 @@ void LspSession::dispatch(const json& message) {
       {"initialize", &LspSession::on_initialize},
       {"shutdown", &LspSession::on_shutdown},
       {"workspace/executeCommand", &LspSession::on_execute_command},
+      {"textDocument/codeAction", &LspSession::on_code_action},
   };
   if (pending_.contains(id.dump())) return send_error(id, kInvalidRequest, "a request with this id is still pending");
   if (state_ == State::Uninitialized && method != "initialize") {
@@ -230,7 +231,9 @@ std::optional<LspSession::Outcome> LspSession::on_initialize(const json&, const 
   const json capabilities = {
       {"positionEncoding", "utf-16"},
       {"textDocumentSync", {{"openClose", true}, {"change", kSyncIncremental}, {"save", {{"includeText", true}}}}},
-      {"executeCommandProvider", {{"commands", {"hotd.listProcesses", "hotd.attach", "hotd.detach", "hotd.patchFile"}}}},
+      {"executeCommandProvider",
+       {{"commands", {"hotd.listProcesses", "hotd.attach", "hotd.detach", "hotd.patchFile", "hotd.reloadModule"}}}},
+      {"codeActionProvider", {{"codeActionKinds", {"quickfix"}}}},
       {"experimental", {{"hotd", {{"patchedNotification", "hotd/patched"}}}}},
   };
   return Outcome::ok({{"capabilities", capabilities}, {"serverInfo", {{"name", "hotd"}, {"version", server_version_}}}});
@@ -318,6 +321,7 @@ std::optional<LspSession::Outcome> LspSession::on_execute_command(const json& id
   if (command == "hotd.attach") return command_attach(id, arguments);
   if (command == "hotd.detach") return command_detach(arguments);
   if (command == "hotd.patchFile") return command_patch_file(id, arguments);
+  if (command == "hotd.reloadModule") return command_reload_module(id, arguments);
   return Outcome::error(kInvalidParams, "unknown command: " + command);
 }
 
@@ -335,6 +339,36 @@ std::optional<LspSession::Outcome> LspSession::command_patch_file(const json& id
   if (!text) return Outcome::error(kRequestFailed, "cannot read " + path);
   waiting_[backend_.save(path, *text)] = id;
   return std::nullopt;
+}
+
+std::optional<LspSession::Outcome> LspSession::command_reload_module(const json& id, const json& arguments) {
+  const json& uri = argument(arguments, "uri");
+  if (!uri.is_string()) throw InvalidParams("uri must be a string");
+  const std::string path = path_of(uri.get<std::string>());
+  const auto ticket = backend_.reload(path);
+  if (!ticket) return Outcome::error(kRequestFailed, "cannot read " + path);
+  waiting_[*ticket] = id;
+  return std::nullopt;
+}
+
+// A quick fix on each rude-edit diagnostic of hotd: reload the whole module (`hotd.reloadModule`).
+std::optional<LspSession::Outcome> LspSession::on_code_action(const json&, const json& params) {
+  const std::string uri = string_field(field(params, "textDocument"), "uri");
+  const json& diagnostics = field(field(params, "context"), "diagnostics");
+  if (!diagnostics.is_array()) throw InvalidParams("`diagnostics` must be an array");
+  json actions = json::array();
+  for (const json& diagnostic : diagnostics) {
+    if (!diagnostic.is_object() || diagnostic.value("source", json()) != "hotd" ||
+        diagnostic.value("code", json()) != "rude-edit") {
+      continue;
+    }
+    const json command = {{"title", "Reload the whole module in every process (hotd reload)"},
+                          {"command", "hotd.reloadModule"},
+                          {"arguments", json::array({{{"uri", uri}}})}};
+    actions.push_back({{"title", command["title"]}, {"kind", "quickfix"}, {"diagnostics", json::array({diagnostic})},
+                       {"command", command}});
+  }
+  return Outcome::ok(actions);
 }
 
 std::optional<LspSession::Outcome> LspSession::command_attach(const json& id, const json& arguments) {
@@ -427,6 +461,8 @@ void LspSession::publish_diagnostics(const TicketResult& result, const std::stri
   for (const ProcessOutcome& process : result.processes) {
     const std::string who = "pid " + std::to_string(process.pid) + ": ";
     for (const json& entry : process.result.value("results", json::array())) {
+      // A reload reports its dependents too: their lines are in their own files.
+      if (entry.contains("file") && entry["file"] != result.file) continue;
       const std::string status = entry.value("status", "");
       long line = entry.value("line", json()).is_number_integer() ? entry["line"].get<long>() : 0;
       if (line == 0 && entry.value("error", json()).is_object()) line = entry["error"].value("line", 1L);

@@ -47,6 +47,8 @@ class LspBackend {
   virtual bool detach(int pid) = 0;
   // Runs `hotd attach <pid>`; `done(succeeded, output)` when it has exited.
   virtual void attach(int pid, std::function<void(bool succeeded, const std::string& output)> done) = 0;
+  // `hotd reload` of `path` through PatchCoordinator::reload, like save; nullopt when it cannot be read.
+  virtual std::optional<TicketId> reload(const std::string& path) = 0;
 };
 
 // The result of a save as `hotd patch --json` prints it and `hotd/patched` carries it.
@@ -101,6 +103,8 @@ class LspSession {
   void on_did_close(const nlohmann::json& params);
 
   std::optional<Outcome> command_patch_file(const nlohmann::json& id, const nlohmann::json& arguments);
+  std::optional<Outcome> command_reload_module(const nlohmann::json& id, const nlohmann::json& arguments);
+  std::optional<Outcome> on_code_action(const nlohmann::json& id, const nlohmann::json& params);
   std::optional<Outcome> command_attach(const nlohmann::json& id, const nlohmann::json& arguments);
   std::optional<Outcome> command_detach(const nlohmann::json& arguments);
 
@@ -115,7 +119,7 @@ class LspSession {
   State state_ = State::Uninitialized;
   bool closed_ = false;
   std::set<std::string> pending_;               // ids (dumped) of requests not yet answered
-  std::map<TicketId, nlohmann::json> waiting_;  // `hotd.patchFile` requests waiting for their save
+  std::map<TicketId, nlohmann::json> waiting_;  // `hotd.patchFile`/`hotd.reloadModule` requests waiting
   std::map<std::string, LspDocument> documents_;  // open buffers by URI
   std::map<std::string, std::string> uri_by_path_;  // so diagnostics use the URI the editor opened
   std::set<std::string> ignored_methods_;           // unsupported notifications already logged

@@ -74,6 +74,16 @@ int main(int argc, char** argv) {
   patch_command->add_option("--timeout", patch.timeout_seconds, "Seconds to wait for all processes (default 30)");
   patch_command->footer("Exit status: 0 when every process applied everything, 1 when any part was rude or failed, 2 on errors.");
 
+  hotd::cli::ReloadOptions reload;
+  CLI::App* reload_command = app.add_subcommand(
+      "reload", "Re-execute a module from disk in every process that loaded it (for rude edits), update its old "
+                "functions in place, move instances to its re-created classes, and reload the modules importing from it.");
+  reload_command->add_option("MODULE|FILE", reload.target, "A module name (shop.cart) or its file")->required();
+  reload_command->add_flag("--json", reload.json, "Print the results as JSON");
+  reload_command->add_option("--timeout", reload.timeout_seconds, "Seconds to wait for all processes (default 60)");
+  reload_command->footer("Exit status: 0 when every process reloaded and migrated everything, 1 when a module failed or "
+                         "instances could not be migrated, 2 on errors.");
+
   bool ps_json = false;
   CLI::App* ps_command = app.add_subcommand("ps", "List the Python processes attached to hotd.");
   ps_command->add_flag("--json", ps_json, "Print as JSON");
@@ -141,6 +151,7 @@ int main(int argc, char** argv) {
     return hotd::cli::run_run(run);
   }
   if (*patch_command) return hotd::cli::run_patch(patch);
+  if (*reload_command) return hotd::cli::run_reload(reload);
   if (*ps_command) return hotd::cli::run_ps(ps_json);
   if (*status_command) return hotd::cli::run_status(status_json);
   if (*attach_command) return hotd::cli::run_attach(attach);

@@ -20,6 +20,12 @@ bool nothing_applied(const json& result) {
                      [](const json& entry) { return entry.value("status", "") == "failed"; });
 }
 
+// A reload re-executed `path` when the agent lists it in `files` (a module that raised is put back).
+bool reloaded(const json& result, const std::string& path) {
+  const json files = result.value("files", json::array());
+  return std::find(files.begin(), files.end(), json(path)) != files.end();
+}
+
 }  // namespace
 
 PatchCoordinator::PatchCoordinator(FileReader read_file, Canonicalizer canonical)
@@ -96,6 +102,11 @@ std::optional<Dispatch> PatchCoordinator::make_dispatch(AgentId agent_id, Agent&
                                                         std::vector<TicketResult>& completed) {
   const Save& save = saves_.at(save_number);
   const int pid = agent.info.pid;
+  if (save.reload) {  // the agent reads the file itself: neither the baseline nor a plan is needed
+    file.in_flight = save_number;
+    return Dispatch{agent_id, file.path, key, save_number,
+                    {{"file", file.path}, {"modules", file.modules}, {"save", save_number}}, "agent/reload"};
+  }
   if (!file.baseline) {
     answer(save.ticket, agent_id,
            {pid, "failed", json{{"error", "hotd could not read " + file.path + " when the process loaded it"}}},
@@ -161,7 +172,32 @@ PatchCoordinator::SaveOutcome PatchCoordinator::save(const std::string& path, st
   }
   ticket.waiting.insert(targets.begin(), targets.end());
   saves_[save_number] = Save{key, std::move(text), ticket_id};
+  send_or_queue(key, save_number, targets, outcome);
+  return outcome;
+}
 
+PatchCoordinator::SaveOutcome PatchCoordinator::reload(const std::string& path, std::string text) {
+  SaveOutcome outcome;
+  const std::string key = canonical_(path);
+  const std::uint64_t save_number = next_save_++;
+  outcome.ticket = next_ticket_++;
+  Ticket& ticket = tickets_[outcome.ticket];
+  ticket.result.ticket = outcome.ticket;
+  ticket.result.file = path;
+  const std::vector<AgentId> targets = agents_with_file(key);
+  if (targets.empty()) {
+    outcome.completed.push_back(std::move(ticket.result));
+    tickets_.erase(outcome.ticket);
+    return outcome;
+  }
+  ticket.waiting.insert(targets.begin(), targets.end());
+  saves_[save_number] = Save{key, std::move(text), outcome.ticket, true};
+  send_or_queue(key, save_number, targets, outcome);
+  return outcome;
+}
+
+void PatchCoordinator::send_or_queue(const std::string& key, std::uint64_t save_number,
+                                     const std::vector<AgentId>& targets, SaveOutcome& outcome) {
   for (const AgentId id : targets) {
     Agent& agent = agents_.at(id);
     ProcessFile& file = agent.files.at(key);
@@ -178,7 +214,6 @@ PatchCoordinator::SaveOutcome PatchCoordinator::save(const std::string& path, st
       outcome.dispatches.push_back(std::move(*dispatch));
     }
   }
-  return outcome;
 }
 
 PatchCoordinator::ResultOutcome PatchCoordinator::on_result(AgentId id, const std::string& key, std::uint64_t save,
@@ -193,8 +228,10 @@ PatchCoordinator::ResultOutcome PatchCoordinator::on_result(AgentId id, const st
   ProcessFile& file = file_entry->second;
   if (file.in_flight == save) file.in_flight.reset();
 
-  const bool applied = !failed_to_deliver && !nothing_applied(result);
+  const bool reload = save_entry->second.reload;
+  const bool applied = !failed_to_deliver && (reload ? reloaded(result, file.path) : !nothing_applied(result));
   if (applied) file.baseline = intern_baseline(files_[key], save_entry->second.text);
+  if (applied && reload) adopt_reloaded_dependents(agent, key, result);
   std::string status = "failed";
   if (applied) status = result.value("ok", false) ? "applied" : "partial";
   answer(save_entry->second.ticket, id, {agent.info.pid, status, result}, outcome.completed);
@@ -231,6 +268,27 @@ std::vector<TicketResult> PatchCoordinator::on_timeout(AgentId id, const std::st
                          "the patch applies when it lets go"}}},
          completed);
   return completed;
+}
+
+void PatchCoordinator::adopt_reloaded_dependents(Agent& agent, const std::string& key, const json& result) {
+  for (const json& path : result.value("files", json::array())) {
+    if (!path.is_string()) continue;
+    const std::string dependent = canonical_(path.get<std::string>());
+    const auto file = agent.files.find(dependent);
+    if (dependent == key || file == agent.files.end()) continue;
+    if (const auto source = read_file_(file->second.path)) {
+      file->second.baseline = intern_baseline(files_[dependent], *source);
+    }
+  }
+}
+
+std::optional<std::string> PatchCoordinator::file_of_module(const std::string& name) const {
+  for (const auto& [id, agent] : agents_) {
+    for (const auto& [key, file] : agent.files) {
+      if (std::find(file.modules.begin(), file.modules.end(), name) != file.modules.end()) return file.path;
+    }
+  }
+  return std::nullopt;
 }
 
 bool PatchCoordinator::knows_file(const std::string& path) const { return canonical_known(path).has_value(); }

@@ -42,13 +42,14 @@ struct LoadedModule {
   std::string file;  // as the process spells it
 };
 
-// A plan to send to one agent as `agent/patch`.
+// A plan to send to one agent as `agent/patch`, or a whole-module reload as `agent/reload`.
 struct Dispatch {
   AgentId agent = 0;
   std::string file;     // as the agent spells it
   std::string key;      // canonical path
   std::uint64_t save = 0;
-  nlohmann::json params;  // {file, modules, plan}
+  nlohmann::json params;  // {file, modules, save, plan}; no plan for a reload
+  std::string method = "agent/patch";
 };
 
 // What one process did with one save, for the ticket.
@@ -88,6 +89,13 @@ class PatchCoordinator {
   };
   // A new version of `path`. Returns what to send now; the ticket completes through on_result.
   SaveOutcome save(const std::string& path, std::string text);
+  // `hotd reload`: every process that loaded `path` re-executes it from disk (`text`, as read now) and
+  // the modules that import names from it. Ordered with saves like a save. When a process reloaded,
+  // its baselines of `path` and of the dependents it re-executed (its result's `files`) become their
+  // text on disk.
+  SaveOutcome reload(const std::string& path, std::string text);
+  // The file (as the process spells it) of a module name some process loaded.
+  std::optional<std::string> file_of_module(const std::string& name) const;
 
   struct ResultOutcome {
     std::vector<Dispatch> dispatches;  // the next coalesced save for the same (process, file)
@@ -130,6 +138,7 @@ class PatchCoordinator {
     std::string key;
     std::string text;
     TicketId ticket = 0;
+    bool reload = false;  // `hotd reload`: re-execute from disk instead of a plan
   };
 
   struct FileState {
@@ -146,7 +155,12 @@ class PatchCoordinator {
   std::shared_ptr<const Baseline> intern_baseline(FileState& state, const std::string& source);
   std::optional<Dispatch> make_dispatch(AgentId agent_id, Agent& agent, ProcessFile& file, const std::string& key,
                                         std::uint64_t save_number, std::vector<TicketResult>& completed);
+  // Sends save `save_number` to each target now, or queues it behind the plan in flight (coalescing).
+  void send_or_queue(const std::string& key, std::uint64_t save_number, const std::vector<AgentId>& targets,
+                     SaveOutcome& outcome);
   void answer(TicketId ticket, AgentId agent, ProcessOutcome outcome, std::vector<TicketResult>& completed);
+  // After a reload: the dependents the agent re-executed run their disk text now.
+  void adopt_reloaded_dependents(Agent& agent, const std::string& key, const nlohmann::json& result);
 
   FileReader read_file_;
   Canonicalizer canonical_;

@@ -37,6 +37,53 @@ std::string first_op(const Dispatch& dispatch) { return dispatch.params["plan"][
 
 }  // namespace
 
+TEST_CASE("a reload is sent as agent/reload, and the process's baselines become the disk text") {
+  Disk disk;
+  disk.files["/app.py"] = version(1);
+  disk.files["/dep.py"] = "from app import value\n";
+  const AgentId agent = disk.coordinator.add_agent(AgentInfo{100});
+  disk.coordinator.modules_loaded(agent, {{"app", "/app.py"}, {"dep", "/dep.py"}});
+  CHECK(disk.coordinator.file_of_module("dep") == "/dep.py");
+  CHECK_FALSE(disk.coordinator.file_of_module("elsewhere"));
+  disk.files["/app.py"] = version(2);
+  disk.files["/dep.py"] = "from app import value\nLIMIT = 1\n";
+  auto outcome = disk.coordinator.reload("/app.py", version(2));
+  REQUIRE(outcome.dispatches.size() == 1);
+  CHECK(outcome.dispatches[0].method == "agent/reload");
+  CHECK_FALSE(outcome.dispatches[0].params.contains("plan"));
+  const json reloaded = {{"ok", true}, {"files", {"/app.py", "/dep.py"}},
+                         {"results", json::array({{{"status", "reloaded"}}})}};
+  auto result = disk.coordinator.on_result(agent, "/app.py", outcome.dispatches[0].save, reloaded);
+  REQUIRE(result.completed.size() == 1);
+  CHECK(result.completed[0].processes[0].status == "applied");
+  // Both files now run their disk text: saving it again sends nothing.
+  for (const std::string path : {"/app.py", "/dep.py"}) {
+    auto again = disk.coordinator.save(path, disk.files[path]);
+    CHECK(again.dispatches.empty());
+    REQUIRE(again.completed.size() == 1);
+    CHECK(again.completed[0].processes[0].status == "unchanged");
+  }
+}
+
+TEST_CASE("a reload that failed in the process leaves the baseline, and a save waits behind a reload") {
+  Disk disk;
+  disk.files["/app.py"] = version(1);
+  const AgentId agent = disk.attach(100, "/app.py");
+  auto outcome = disk.coordinator.reload("/app.py", version(2));
+  REQUIRE(outcome.dispatches.size() == 1);
+  auto save = disk.coordinator.save("/app.py", version(2));
+  CHECK(save.dispatches.empty());  // queued behind the reload in flight
+  const json raised = {{"ok", false}, {"files", json::array()},
+                       {"results", json::array({{{"status", "failed"}}})}};
+  auto result = disk.coordinator.on_result(agent, "/app.py", outcome.dispatches[0].save, raised);
+  REQUIRE(result.completed.size() == 1);
+  CHECK(result.completed[0].processes[0].status == "failed");
+  // The process still runs version 1: the queued save of version 2 is sent as a plan.
+  REQUIRE(result.dispatches.size() == 1);
+  CHECK(result.dispatches[0].method == "agent/patch");
+  CHECK(first_op(result.dispatches[0]) == "update");
+}
+
 TEST_CASE("a save nobody runs completes at once with no processes") {
   Disk disk;
   const auto outcome = disk.coordinator.save("/app.py", version(1));

@@ -272,6 +272,21 @@ def _patch(params):
     return outcome
 
 
+def _reload(params):
+    """`hotd reload`: re-execute the file's module(s) and their dependents (reloader.py)."""
+    from . import reloader
+
+    path = params["file"]
+    modules = _modules_for(path, params.get("modules") or _reported_files.get(path, []))
+    if not modules:
+        return {"ok": False, "elapsed_ms": 0.0, "results": [], "error": "no module of this process runs " + path}
+    user_modules = {file: _modules_for(file, names) for file, names in _reported_files.items()}
+    user_modules[path] = modules
+    outcome = reloader.reload(path, user_modules)
+    _print_events(path, modules, outcome)
+    return outcome
+
+
 def handle(body):
     global stop_requested
     try:
@@ -285,6 +300,8 @@ def handle(body):
     try:
         if method == "agent/patch":
             return _reply(request_id, _patch(message.get("params") or {}))
+        if method == "agent/reload":
+            return _reply(request_id, _reload(message.get("params") or {}))
         if method == "agent/ping":
             return _reply(request_id, {"pid": os.getpid()})
         if method == "agent/detach":
