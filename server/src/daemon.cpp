@@ -616,6 +616,24 @@ void Daemon::handle_client(const std::shared_ptr<Connection>& connection, const 
     }
     if (!text) return fail(-32602, "cannot read " + path);
     apply_save(path, *text, connection, &id);
+  } else if (method == "hotd/log") {
+    json entries = json::array();
+    const std::string path = params.contains("path") && params["path"].is_string() ? params["path"].get<std::string>() : "";
+    for (const HistoryEntry& entry : coordinator_.history(path)) {
+      json processes = json::array();
+      for (const auto& [pid, status] : entry.processes) processes.push_back({{"pid", pid}, {"status", status}});
+      entries.push_back({{"version", entry.version}, {"file", entry.file}, {"origin", entry.origin},
+                         {"time_ms", entry.time_ms}, {"completed", entry.completed},
+                         {"syntax_error", entry.syntax_error}, {"processes", processes},
+                         {"lines", std::count(entry.text->begin(), entry.text->end(), '\n')}});
+    }
+    reply({{"entries", entries}});
+  } else if (method == "hotd/revert") {
+    if (!params.contains("path") || !params["path"].is_string()) return fail(-32602, "params.path (a string) is required");
+    std::string why;
+    const auto text = coordinator_.previous_version(params["path"], why);
+    if (!text) return fail(-32602, why);
+    apply_save(params["path"], *text, connection, &id);
   } else if (method == "hotd/reload") {
     std::string path = params.value("path", std::string());
     if (path.empty() && params.contains("module")) {

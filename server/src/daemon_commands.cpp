@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -62,6 +63,8 @@ std::string describe_process(const json& process) {
   return command;
 }
 
+// Prints what each process did with a save (hotd patch, revert, reload); returns the exit status:
+// 0 when everything applied, 1 when any part was rude or failed.
 int print_save_result(const json& result, const std::string& shown_path, bool as_json) {
   if (as_json) {
     std::cout << result.dump(2) << "\n";
@@ -286,6 +289,71 @@ int run_patch(const PatchOptions& options) {
     return kExitUsage;
   }
   return print_save_result(*result, options.path, options.json);
+}
+
+int run_revert(const RevertOptions& options) {
+  std::string error;
+  auto client = DaemonClient::connect(true, error);
+  if (!client) {
+    std::cerr << "hotd revert: " << error << "\n";
+    return kExitUsage;
+  }
+  const std::string path = fs::absolute(options.path).lexically_normal().string();
+  const auto timeout = std::chrono::milliseconds(static_cast<long>(options.timeout_seconds * 1000));
+  auto result = client->request("hotd/revert", {{"path", path}}, timeout, error);
+  if (!result) {
+    std::cerr << "hotd revert: " << error << "\n";
+    return kExitUsage;
+  }
+  if (!options.json) {
+    std::cout << "hotd: the processes go back to the version of " << options.path << " before the last one "
+              << "(the file on disk is not changed; save it to apply it again)\n";
+  }
+  return print_save_result(*result, options.path, options.json);
+}
+
+int run_log(const LogOptions& options) {
+  std::string error;
+  auto client = DaemonClient::connect(false, error);
+  if (!client) {
+    std::cerr << "hotd log: " << error << "\n";
+    return kExitUsage;
+  }
+  json params = json::object();
+  if (!options.path.empty()) params["path"] = fs::absolute(options.path).lexically_normal().string();
+  auto history = client->request("hotd/log", params, kQuickTimeout, error);
+  if (!history) {
+    std::cerr << "hotd log: " << error << "\n";
+    return kExitUsage;
+  }
+  if (options.json) {
+    std::cout << history->dump(2) << "\n";
+    return kExitOk;
+  }
+  if ((*history)["entries"].empty()) std::cout << "no history yet\n";
+  for (const auto& entry : (*history)["entries"]) {
+    const std::time_t seconds = entry.value("time_ms", std::int64_t{0}) / 1000;
+    char stamp[32];
+    std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", std::localtime(&seconds));
+    std::string outcome;
+    if (entry.value("origin", "") == "loaded") {
+      outcome = "loaded by the processes";
+    } else if (entry.value("syntax_error", false)) {
+      outcome = "syntax error, nothing applied";
+    } else if (!entry.value("completed", false)) {
+      outcome = "in progress";
+    } else if (entry["processes"].empty()) {
+      outcome = "no process runs it";
+    } else {
+      for (const auto& process : entry["processes"]) {
+        if (!outcome.empty()) outcome += ", ";
+        outcome += "pid " + std::to_string(process.value("pid", 0)) + " " + process.value("status", "");
+      }
+    }
+    std::cout << "#" << entry.value("version", 0) << "  " << stamp << "  " << entry.value("file", "") << "  ("
+              << entry.value("lines", 0) << " lines): " << outcome << "\n";
+  }
+  return kExitOk;
 }
 
 int run_reload(const ReloadOptions& options) {

@@ -33,6 +33,19 @@ struct ReloadOptions {
 int run_reload(const ReloadOptions& options);
 int run_detach(int pid);
 
+struct RevertOptions {
+  std::string path;
+  bool json = false;
+  double timeout_seconds = 30;
+};
+int run_revert(const RevertOptions& options);
+
+struct LogOptions {
+  std::string path;  // empty: every file
+  bool json = false;
+};
+int run_log(const LogOptions& options);
+
 struct RunOptions {
   std::string python = "python3";
   std::string module;               // -m

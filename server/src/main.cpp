@@ -101,6 +101,18 @@ int main(int argc, char** argv) {
   attach_command->footer("Exit status: 0 when attached (or already attached), 1 when the agent loaded but the process never "
                          "released the GIL in time, 2 when nothing was done (with the reason).");
 
+  hotd::cli::RevertOptions revert;
+  CLI::App* revert_command = app.add_subcommand(
+      "revert", "Patch the processes running FILE back to the version before the last one (the file is not changed).");
+  revert_command->add_option("FILE", revert.path, "A Python file the processes run")->required();
+  revert_command->add_flag("--json", revert.json, "Print the results as JSON");
+  revert_command->add_option("--timeout", revert.timeout_seconds, "Seconds to wait for all processes (default 30)");
+
+  hotd::cli::LogOptions log;
+  CLI::App* log_command = app.add_subcommand("log", "Show the history of versions sent to the processes, and what they did.");
+  log_command->add_option("FILE", log.path, "Only this file");
+  log_command->add_flag("--json", log.json, "Print as JSON");
+
   int detach_pid = 0;
   CLI::App* detach_command = app.add_subcommand("detach", "Stop patching a process (it keeps running; patched code stays).");
   detach_command->add_option("PID", detach_pid, "Process id")->required();
@@ -125,7 +137,8 @@ int main(int argc, char** argv) {
       "lsp", "Run the language server on stdin/stdout, for editors that launch a command (starts the daemon when needed).");
   lsp_command->footer("Exit status: 0 after LSP shutdown and exit, 1 when the daemon went away (restart the server), 2 when it cannot start.");
   // Many clients (vscode-languageclient, coc, lsp-mode) pass --stdio: it is the only transport here.
-  lsp_command->add_flag("--stdio", "Use stdin and stdout (the default; accepted for clients that pass it)");
+  bool stdio = true;
+  lsp_command->add_flag("--stdio", stdio, "Use stdin and stdout (the default; accepted for clients that pass it)");
 
   try {
     app.parse(argc, argv);
@@ -156,6 +169,8 @@ int main(int argc, char** argv) {
   if (*status_command) return hotd::cli::run_status(status_json);
   if (*attach_command) return hotd::cli::run_attach(attach);
   if (*detach_command) return hotd::cli::run_detach(detach_pid);
+  if (*revert_command) return hotd::cli::run_revert(revert);
+  if (*log_command) return hotd::cli::run_log(log);
   if (*serve_command) return hotd::cli::run_serve(serve);
   if (*stop_command) return hotd::cli::run_stop();
   if (*lsp_command) return hotd::cli::run_lsp_bridge();

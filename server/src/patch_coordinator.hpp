@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -67,8 +68,22 @@ struct TicketResult {
   std::vector<ProcessOutcome> processes;
 };
 
+// One version of a file the daemon was given, and what the processes did with it: `hotd log`, and
+// the versions `hotd revert` goes back to.
+struct HistoryEntry {
+  std::uint64_t version = 0;  // increasing for the daemon's lifetime
+  std::string file;
+  std::string origin;         // "loaded": what processes started with; "save": a save they were sent
+  std::int64_t time_ms = 0;   // wall clock, milliseconds since the epoch
+  std::shared_ptr<const std::string> text;
+  bool syntax_error = false;
+  bool completed = false;     // every process answered (or none runs the file)
+  std::vector<std::pair<int, std::string>> processes;  // pid and status, as in TicketResult
+};
+
 class PatchCoordinator {
  public:
+  static constexpr std::size_t kHistoryPerFile = 50;
   using FileReader = std::function<std::optional<std::string>(const std::string& path)>;
   using Canonicalizer = std::function<std::string(const std::string& path)>;
 
@@ -106,6 +121,12 @@ class PatchCoordinator {
   // The process did not answer in time: its ticket entry completes as "timeout" (a late answer
   // still updates the baseline).
   std::vector<TicketResult> on_timeout(AgentId agent, const std::string& key, std::uint64_t save);
+
+  // Oldest first; every file's when `path` is empty.
+  std::vector<HistoryEntry> history(const std::string& path) const;
+  // The text of the version before the one the processes run now: what `hotd revert` sends. Nullopt,
+  // with `why` set, when there is none.
+  std::optional<std::string> previous_version(const std::string& path, std::string& why) const;
 
   bool knows_file(const std::string& path) const;
   std::optional<std::string> canonical_known(const std::string& path) const;
@@ -171,6 +192,14 @@ class PatchCoordinator {
   std::map<std::string, FileState> files_;
   std::map<std::uint64_t, Save> saves_;  // saves still referenced by an in-flight or pending dispatch
   std::map<TicketId, Ticket> tickets_;
+
+  void record_history(const std::string& key, const std::string& file, const std::string& origin,
+                      const std::string& text, TicketId ticket);
+  // Writes the outcome of completed tickets into their history entries; returns them unchanged.
+  std::vector<TicketResult> recorded(std::vector<TicketResult> completed);
+  std::map<std::string, std::deque<HistoryEntry>> history_;  // by canonical path
+  std::map<TicketId, std::pair<std::string, std::uint64_t>> history_by_ticket_;
+  std::uint64_t next_version_ = 1;
 };
 
 }  // namespace hotd::server

@@ -1,6 +1,7 @@
 """Workflows users bring from other reload tools: the pytest fix loop (Mighty Patcher's
 --reload-loop), module hooks and patching from code (jurigged's Recoder, hotload's hooks)."""
 
+import json
 import os
 import subprocess
 import time
@@ -100,6 +101,32 @@ class ProgrammaticApi(HotdTestCase):
         self.assertEqual(self.ask(process, "revert"), "ok=True")  # back to the file on disk
         self.assertTrue(self.ask(process, "show").startswith("saved |"))
         self.assertNotIn("wrong module", self.ask(process, "show"))
+
+
+LOOP = "import time\n\ndef value():\n    return %d\n\nwhile True:\n    print('value=%%s' %% value(), flush=True)\n    time.sleep(0.05)\n"
+
+
+class HistoryAndRevert(HotdTestCase):
+    def test_log_lists_versions_and_revert_goes_one_back(self):
+        app = self.write("app.py", LOOP % 1)
+        process = self.start(app, options=["--no-watch"])
+        self.wait_attached(process)
+        self.assertIn("only version", self.hotd("revert", app, check=False).stderr)
+        for number in (2, 3):
+            self.write("app.py", LOOP % number)
+            self.hotd("patch", app)
+        self.wait_output(process, "value=3")
+        log = self.hotd("log", app).stdout.splitlines()
+        self.assertEqual(len(log), 3, log)
+        self.assertIn("loaded by the processes", log[0])
+        self.assertIn("pid %d applied" % process.pid, log[2])
+        result = self.hotd("revert", app)
+        self.assertIn("pid %d: applied" % process.pid, result.stdout)
+        self.wait_output(process, "value=2")
+        entries = json.loads(self.hotd("log", "--json").stdout)["entries"]
+        self.assertEqual([entry["origin"] for entry in entries], ["loaded", "save", "save", "save"])
+        with open(app) as source:
+            self.assertIn("return 3", source.read())  # the file on disk is untouched
 
 
 if __name__ == "__main__":

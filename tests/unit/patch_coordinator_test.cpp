@@ -200,3 +200,33 @@ TEST_CASE("a process that goes away or does not answer completes its tickets") {
   CHECK(again.dispatches.empty());
   CHECK(again.completed[0].processes[0].status == "unchanged");
 }
+
+TEST_CASE("history: what the processes loaded, each save and its outcome; revert goes one version back") {
+  Disk disk;
+  disk.files["/app.py"] = version(1);
+  const AgentId agent = disk.attach(100, "/app.py");
+  std::string why;
+  CHECK_FALSE(disk.coordinator.previous_version("/app.py", why));  // only the loaded version so far
+  CHECK(why.find("only version") != std::string::npos);
+
+  auto outcome = disk.coordinator.save("/app.py", version(2));
+  disk.coordinator.on_result(agent, "/app.py", outcome.dispatches[0].save, applied);
+  REQUIRE(disk.coordinator.previous_version("/app.py", why));
+  CHECK(*disk.coordinator.previous_version("/app.py", why) == version(1));
+
+  disk.coordinator.save("/app.py", "def value(:\n");  // a syntax error is history, not a version
+  outcome = disk.coordinator.save("/app.py", version(3));
+  disk.coordinator.on_result(agent, "/app.py", outcome.dispatches[0].save, applied);
+  CHECK(*disk.coordinator.previous_version("/app.py", why) == version(2));
+
+  const auto history = disk.coordinator.history("/app.py");
+  REQUIRE(history.size() == 4);
+  CHECK(history[0].origin == "loaded");
+  CHECK(history[1].processes == std::vector<std::pair<int, std::string>>{{100, "applied"}});
+  CHECK(history[2].syntax_error);
+  CHECK(history[3].completed);
+  CHECK(*history[3].text == version(3));
+  CHECK(disk.coordinator.history("").size() == 4);
+  CHECK(disk.coordinator.history("/other.py").empty());
+  CHECK_FALSE(disk.coordinator.previous_version("/other.py", why));
+}
