@@ -195,7 +195,8 @@ TEST_CASE("target in a private mount namespace gets a staged copy") {
   std::filesystem::copy_file(payload_library(), library);
   auto target = TargetProcess::spawn(
       {"/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
-       "mount -t tmpfs tmpfs /tmp && exec /usr/bin/python3 -u " + targets_script() + " idle"});
+       // The script is opened before the mount: the checkout itself may live under /tmp.
+       "exec 3< " + targets_script() + " && mount -t tmpfs tmpfs /tmp && exec /usr/bin/python3 -u /dev/fd/3 idle"});
   REQUIRE(target);
   REQUIRE(target->wait_for_line("ready", 10000ms));
   const std::string root = "/proc/" + std::to_string(target->pid()) + "/root";

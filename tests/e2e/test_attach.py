@@ -218,7 +218,8 @@ class Attach(HotdTestCase):
         hotd_python = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "runtime", "python"))
         process = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-             "mount -t tmpfs tmpfs /tmp && mount -t tmpfs tmpfs %s && exec %s %s idle" % (hotd_python, PYTHON, script)],
+             # hotd's directory first: when the checkout is under /tmp, the second mount hides it anyway.
+             "mount -t tmpfs tmpfs %s && mount -t tmpfs tmpfs /tmp && exec %s %s idle" % (hotd_python, PYTHON, script)],
             stdout=subprocess.PIPE, text=True)
         self.processes.append(process)
         process.out_file = process.err_file = None
