@@ -26,6 +26,7 @@
 
 #include "daemon_client.hpp"
 #include "directory_watcher.hpp"
+#include "watch_options.hpp"
 #include "hotd/protocol/framing.hpp"
 #include "lsp_session.hpp"
 #include "patch_coordinator.hpp"
@@ -262,9 +263,87 @@ class Daemon : public LspBackend, public WebHost {
     watcher_descriptor_.async_wait(asio::posix::stream_descriptor::wait_read,
                                    [this](const boost::system::error_code& error) {
                                      if (error) return;
-                                     for (const std::string& path : watcher_.read_saves()) file_saved(path);
+                                     for (const std::string& path : watcher_.read_saves()) file_changed(path, false);
                                      wait_for_saves();
                                    });
+  }
+
+  // What each process under `hotd run` asked to be watched, and how.
+  struct WatchSet {
+    WatchOptions options;
+    std::vector<std::string> roots;
+    std::shared_ptr<asio::steady_timer> poll_timer;
+    std::map<std::string, std::pair<std::int64_t, std::int64_t>> seen;  // polled file -> (mtime ns, size)
+  };
+
+  // A watched file changed (inotify, or a poll): a save if some process wants it, after the longest
+  // debounce those processes asked for.
+  void file_changed(const std::string& path, bool polled) {
+    bool wanted = false;
+    int debounce_ms = 0;
+    for (const auto& [agent, set] : watches_) {
+      if ((set.options.poll_seconds > 0) != polled) continue;
+      for (const std::string& root : set.roots) {
+        if (!set.options.wants(root, path)) continue;
+        wanted = true;
+        debounce_ms = std::max(debounce_ms, set.options.debounce_ms);
+      }
+    }
+    if (!wanted) return;
+    if (debounce_ms == 0) return file_saved(path);
+    auto& timer = debounces_[path];
+    if (!timer) timer = std::make_shared<asio::steady_timer>(io_);
+    timer->expires_after(std::chrono::milliseconds(debounce_ms));  // a newer change restarts the wait
+    timer->async_wait([this, path, timer](const boost::system::error_code& error) {
+      if (error) return;
+      debounces_.erase(path);
+      file_saved(path);
+    });
+  }
+
+  // Polling, for file systems where inotify sees nothing (NFS, some container mounts): the files the
+  // process loaded, under its watched directories, compared by modification time and size.
+  void poll(AgentId agent) {
+    const auto found = watches_.find(agent);
+    if (found == watches_.end()) return;
+    WatchSet& set = found->second;
+    for (const std::string& file : coordinator_.files_of(agent)) {
+      std::error_code error;
+      const auto time = std::filesystem::last_write_time(file, error);
+      const auto size = error ? 0 : static_cast<std::int64_t>(std::filesystem::file_size(file, error));
+      if (error) continue;
+      const std::pair<std::int64_t, std::int64_t> now{time.time_since_epoch().count(), size};
+      const auto previous = set.seen.find(file);
+      const bool changed = previous != set.seen.end() && previous->second != now;
+      set.seen[file] = now;
+      if (changed) file_changed(file, true);
+    }
+    set.poll_timer->expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(set.options.poll_seconds)));
+    set.poll_timer->async_wait([this, agent](const boost::system::error_code& error) {
+      if (!error) poll(agent);
+    });
+  }
+
+  // Starts watching for a process; returns what is watched, for its registration reply.
+  json start_watching(AgentId id, int pid, const std::vector<std::string>& roots, const WatchOptions& options) {
+    WatchSet& set = watches_[id];
+    set.options = options;
+    set.roots = roots;
+    int directories = 0;
+    for (const std::string& root : roots) {
+      if (options.poll_seconds > 0) break;
+      std::string error;
+      const int added = watcher_.watch(id, root, error);
+      if (added < 0) log_line("process " + std::to_string(pid) + ": " + error);
+      directories += std::max(added, 0);
+    }
+    if (options.poll_seconds > 0 && !roots.empty()) {
+      set.poll_timer = std::make_shared<asio::steady_timer>(io_);
+      poll(id);
+    }
+    return {{"roots", roots}, {"directories", directories},
+            {"mode", options.poll_seconds > 0 ? "poll" : "inotify"}, {"options", options.to_json()}};
   }
 
   void file_saved(const std::string& path) {
@@ -346,6 +425,8 @@ class Daemon : public LspBackend, public WebHost {
   std::set<std::shared_ptr<Connection>> connections_;
   std::set<std::shared_ptr<LspSession>> editors_;  // on the socket and on WebSockets
   std::map<AgentId, std::weak_ptr<Connection>> agent_connections_;
+  std::map<AgentId, WatchSet> watches_;
+  std::map<std::string, std::shared_ptr<asio::steady_timer>> debounces_;  // per file, while a debounce runs
   struct Waiter {
     std::weak_ptr<Connection> connection;
     json request_id;
@@ -461,6 +542,10 @@ void Daemon::closed(const std::shared_ptr<Connection>& connection) {
     log_line("process " + std::to_string(connection->agent_pid) + " disconnected");
     agent_connections_.erase(agent);
     watcher_.unwatch(agent);
+    if (const auto found = watches_.find(agent); found != watches_.end() && found->second.poll_timer) {
+      found->second.poll_timer->cancel();
+    }
+    watches_.erase(agent);
     complete(coordinator_.remove_agent(agent));
   }
 }
@@ -551,13 +636,12 @@ void Daemon::handle_agent(const std::shared_ptr<Connection>& connection, const j
     agent_connections_[id] = connection;
     const std::vector<LoadedModule> modules = loaded_modules(*connection, params);
     coordinator_.modules_loaded(id, modules);
-    for (const std::string& directory : info.watch) {
-      std::string error;
-      if (watcher_.watch(id, directory, error) < 0) log_line("process " + std::to_string(info.pid) + ": " + error);
-    }
+    const json watching =
+        start_watching(id, info.pid, info.watch, WatchOptions::from_json(params.value("watch_options", json::object())));
     log_line("process " + std::to_string(info.pid) + (connection->remote.empty() ? "" : " at " + connection->remote) +
              " registered: python " + info.python_version + ", " + std::to_string(modules.size()) + " module(s)");
-    connection->send({{"jsonrpc", "2.0"}, {"id", message.value("id", json())}, {"result", {{"agent", id}}}});
+    connection->send({{"jsonrpc", "2.0"}, {"id", message.value("id", json())},
+                      {"result", {{"agent", id}, {"watching", watching}}}});
     return;
   }
   if (method == "agent/imported") {

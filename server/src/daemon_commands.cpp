@@ -441,6 +441,9 @@ int run_run(const RunOptions& options) {
   }
   config += "package=" HOTD_PYTHON_DIR "/hotd_agent\nlauncher=run\n";
   config += std::string("verbosity=") + (options.quiet ? "quiet" : options.verbose ? "verbose" : "normal") + "\n";
+  config += "debounce=" + std::to_string(options.debounce_ms) + "\npoll=" + std::to_string(options.poll_seconds) + "\n";
+  for (const std::string& glob : options.include) config += "include=" + glob + "\n";
+  for (const std::string& glob : options.exclude) config += "exclude=" + glob + "\n";
   for (const std::string& directory : watch) {
     std::error_code ignored;
     config += "watch=" + fs::weakly_canonical(fs::absolute(directory), ignored).string() + "\n";

@@ -55,6 +55,10 @@ struct RunOptions {
   bool quiet = false;
   bool verbose = false;
   bool interactive = false;  // -i: a Python prompt in the program's namespace when it ends
+  int debounce_ms = 0;
+  double poll_seconds = 0;
+  std::vector<std::string> include;
+  std::vector<std::string> exclude;
   std::string connect;                // --connect HOST:PORT: a daemon over TCP instead of the local socket
   std::string token_file;             // --token-file
   std::vector<std::string> path_map;  // --map REMOTE_PREFIX:LOCAL_PREFIX

@@ -18,8 +18,16 @@ CLI::App* add_run_command(CLI::App& app, hotd::cli::RunOptions& run) {
   command->add_option("-m", run.module, "Run a library module as a script, like python -m");
   command->add_flag("--no-watch", run.no_watch, "Do not watch the program's directory for saved .py files");
   command->add_option("--watch", run.watch, "Also watch this directory (repeatable)")->type_name("DIR")->type_size(1)->allow_extra_args(false);
+  command->add_option("--debounce", run.debounce_ms, "Wait this many ms after a file's last change before patching (default 0)")
+      ->type_name("MS");
+  command->add_option("--include", run.include, "Only watch files matching this glob (repeatable; relative path or name)")
+      ->type_name("GLOB")->type_size(1)->allow_extra_args(false);
+  command->add_option("--exclude", run.exclude, "Do not watch files matching this glob (repeatable)")
+      ->type_name("GLOB")->type_size(1)->allow_extra_args(false);
+  command->add_option("--poll", run.poll_seconds, "Poll the program's files every N seconds instead of inotify (network file systems)")
+      ->type_name("SECONDS");
   command->add_flag("-q,--quiet", run.quiet, "Print nothing about patches");
-  command->add_flag("-v,--verbose", run.verbose, "Print every patch event, with timings");
+  command->add_flag("-v,--verbose", run.verbose, "Print what is watched and every patch event, with timings");
   command->add_flag("-i,--interactive", run.interactive,
                     "When the program ends (or on Ctrl+C), open a Python prompt in its namespace, still live-patched");
   command->add_option("--connect", run.connect,

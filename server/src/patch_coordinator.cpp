@@ -329,6 +329,14 @@ std::size_t PatchCoordinator::file_count(AgentId id) const {
   return found == agents_.end() ? 0 : found->second.files.size();
 }
 
+std::vector<std::string> PatchCoordinator::files_of(AgentId id) const {
+  std::vector<std::string> keys;
+  const auto found = agents_.find(id);
+  if (found == agents_.end()) return keys;
+  for (const auto& [key, file] : found->second.files) keys.push_back(key);
+  return keys;
+}
+
 std::vector<AgentId> PatchCoordinator::agents_with_file(const std::string& key) const {
   std::vector<AgentId> ids;
   for (const auto& [id, agent] : agents_) {

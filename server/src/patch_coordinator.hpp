@@ -133,6 +133,7 @@ class PatchCoordinator {
   const AgentInfo* agent(AgentId id) const;
   std::vector<AgentId> agents() const;
   std::size_t file_count(AgentId id) const;
+  std::vector<std::string> files_of(AgentId id) const;  // canonical paths of the module files it loaded
   nlohmann::json describe_agent(AgentId id) const;
   std::vector<AgentId> agents_with_file(const std::string& key) const;
 

@@ -181,6 +181,12 @@ def registration(config):
         "cwd": os.getcwd(),
         "modules": _new_user_modules(),
         "watch": _settings.get("watch", []),
+        "watch_options": {
+            "debounce_ms": int(_setting("debounce", "0")),
+            "poll_seconds": float(_setting("poll", "0")),
+            "include": _settings.get("include", []),
+            "exclude": _settings.get("exclude", []),
+        },
         "path_map": _settings.get("path_map", []),  # the daemon translates this process's paths to the editor's
         "launcher": _setting("launcher", "attach"),
     }
@@ -287,6 +293,25 @@ def _reload(params):
     return outcome
 
 
+def _announce_watching(watching):
+    """With `hotd run -v`: what the daemon watches for this program (jurigged's verbose start)."""
+    if not watching or not watching.get("roots") or _setting("verbosity") != "verbose" or _setting("launcher") != "run":
+        return
+    options = watching.get("options") or {}
+    details = []
+    if watching.get("mode") == "poll":
+        details.append("polling every %g s" % options.get("poll_seconds", 0))
+    else:
+        details.append("%d directories" % watching.get("directories", 0))
+    for key, label in (("include", "only"), ("exclude", "not")):
+        if options.get(key):
+            details.append("%s %s" % (label, ", ".join(options[key])))
+    if options.get("debounce_ms"):
+        details.append("debounce %d ms" % options["debounce_ms"])
+    sys.stderr.write("hotd: watching %s (%s)\n" % (", ".join(watching["roots"]), "; ".join(details)))
+    sys.stderr.flush()
+
+
 def handle(body):
     global stop_requested
     try:
@@ -295,8 +320,9 @@ def handle(body):
         return _reply(None, error={"code": -32700, "message": "invalid JSON from the daemon: %s" % error})
     method = message.get("method")
     request_id = message.get("id")
-    if method is None:
-        return b""  # a response to our registration
+    if method is None:  # the answer to our registration
+        _announce_watching((message.get("result") or {}).get("watching"))
+        return b""
     try:
         if method == "agent/patch":
             return _reply(request_id, _patch(message.get("params") or {}))
