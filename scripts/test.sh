@@ -6,4 +6,13 @@ build_dir="${HOTD_BUILD_DIR:-$root/build}"
 "$root/scripts/install-deps.sh"
 "$root/scripts/install-editors.sh"
 "$root/scripts/build.sh"
+# Reliability (docs/RELIABILITY.md): the C++ tests and the daemon's end-to-end and fault tests under
+# ASan/LSan/UBSan in build-asan/, then each fuzzer for HOTD_FUZZ_SECONDS (30) in build-fuzz/. A failure
+# here still lets the main suite below run, and fails the script at the end. HOTD_SKIP_RELIABILITY=1 skips both.
+reliability=0
+if [ "${HOTD_SKIP_RELIABILITY:-0}" != 1 ]; then
+  "$root/scripts/test-sanitized.sh" || reliability=1
+  "$root/scripts/fuzz.sh" || reliability=1
+fi
+trap '[ "$reliability" = 0 ] || { echo "hotd: the sanitizer or fuzz step failed (see above)" >&2; exit 1; }' EXIT
 ctest --test-dir "$build_dir" --output-on-failure -j "${HOTD_JOBS:-2}"
