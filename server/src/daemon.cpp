@@ -28,6 +28,7 @@
 #include "directory_watcher.hpp"
 #include "watch_options.hpp"
 #include "hotd/protocol/framing.hpp"
+#include "hotd/protocol/json_depth.hpp"
 #include "lsp_session.hpp"
 #include "patch_coordinator.hpp"
 #include "path_map.hpp"
@@ -205,6 +206,9 @@ class Daemon : public LspBackend, public WebHost {
   json status() override;
   TicketId save(const std::string& path, const std::string& text) override {
     return start_ticket(coordinator_.save(path, text), text);
+  }
+  std::optional<std::string> previous_version(const std::string& path, std::string& why) override {
+    return coordinator_.previous_version(path, why);
   }
   std::optional<TicketId> reload(const std::string& path) override {
     const auto text = read_whole_file(path);
@@ -554,6 +558,12 @@ void Daemon::closed(const std::shared_ptr<Connection>& connection) {
 // anything else an editor, whose session enforces LSP's rules (starting with `initialize`).
 void Daemon::handle(const std::shared_ptr<Connection>& connection, const std::string& body) {
   if (connection->role == Connection::Role::Editor) return connection->editor->receive(body);
+  if (!protocol::json_depth_within(body)) {
+    log_line("refused a message nested deeper than " + std::to_string(protocol::kMaxJsonDepth) + " levels");
+    return connection->send({{"jsonrpc", "2.0"}, {"id", nullptr},
+                             {"error", error_object(-32600, "message nested deeper than " +
+                                                                std::to_string(protocol::kMaxJsonDepth) + " levels")}});
+  }
   const json message = json::parse(body, nullptr, false);
   const std::string method = message.is_object() ? method_of(message) : std::string();
   if (connection->role == Connection::Role::Unknown) {

@@ -1,4 +1,5 @@
 #include "lsp_session.hpp"
+#include "hotd/protocol/json_depth.hpp"
 
 #include <filesystem>
 #include <stdexcept>
@@ -118,6 +119,12 @@ LspSession::LspSession(LspBackend& backend, Send send, Close close, Log log, std
 
 void LspSession::receive(const std::string& body) {
   if (closed_) return;
+  if (!protocol::json_depth_within(body)) {  // parsing it could overflow the daemon's stack
+    log_("editor sent a message nested deeper than " + std::to_string(protocol::kMaxJsonDepth) + " levels");
+    send_error(nullptr, kInvalidRequest,
+               "message nested deeper than " + std::to_string(protocol::kMaxJsonDepth) + " levels");
+    return;
+  }
   json message;
   try {
     message = json::parse(body);
@@ -232,7 +239,7 @@ std::optional<LspSession::Outcome> LspSession::on_initialize(const json&, const 
       {"positionEncoding", "utf-16"},
       {"textDocumentSync", {{"openClose", true}, {"change", kSyncIncremental}, {"save", {{"includeText", true}}}}},
       {"executeCommandProvider",
-       {{"commands", {"hotd.listProcesses", "hotd.attach", "hotd.detach", "hotd.patchFile", "hotd.reloadModule"}}}},
+       {{"commands", {"hotd.listProcesses", "hotd.attach", "hotd.detach", "hotd.patchFile", "hotd.reloadModule", "hotd.revert"}}}},
       {"codeActionProvider", {{"codeActionKinds", {"quickfix"}}}},
       {"experimental", {{"hotd", {{"patchedNotification", "hotd/patched"}}}}},
   };
@@ -322,6 +329,7 @@ std::optional<LspSession::Outcome> LspSession::on_execute_command(const json& id
   if (command == "hotd.detach") return command_detach(arguments);
   if (command == "hotd.patchFile") return command_patch_file(id, arguments);
   if (command == "hotd.reloadModule") return command_reload_module(id, arguments);
+  if (command == "hotd.revert") return command_revert(id, arguments);
   return Outcome::error(kInvalidParams, "unknown command: " + command);
 }
 
@@ -348,6 +356,19 @@ std::optional<LspSession::Outcome> LspSession::command_reload_module(const json&
   const auto ticket = backend_.reload(path);
   if (!ticket) return Outcome::error(kRequestFailed, "cannot read " + path);
   waiting_[*ticket] = id;
+  return std::nullopt;
+}
+
+// `hotd revert` from the editor: the processes go back to the previous applied version of the file;
+// the buffer and the file on disk are not changed.
+std::optional<LspSession::Outcome> LspSession::command_revert(const json& id, const json& arguments) {
+  const json& uri = argument(arguments, "uri");
+  if (!uri.is_string()) throw InvalidParams("uri must be a string");
+  const std::string path = path_of(uri.get<std::string>());
+  std::string why;
+  const auto text = backend_.previous_version(path, why);
+  if (!text) return Outcome::error(kRequestFailed, why);
+  waiting_[backend_.save(path, *text)] = id;
   return std::nullopt;
 }
 

@@ -49,6 +49,8 @@ class LspBackend {
   virtual void attach(int pid, std::function<void(bool succeeded, const std::string& output)> done) = 0;
   // `hotd reload` of `path` through PatchCoordinator::reload, like save; nullopt when it cannot be read.
   virtual std::optional<TicketId> reload(const std::string& path) = 0;
+  // The version `hotd revert` would send (PatchCoordinator::previous_version); nullopt with `why`.
+  virtual std::optional<std::string> previous_version(const std::string& path, std::string& why) = 0;
 };
 
 // The result of a save as `hotd patch --json` prints it and `hotd/patched` carries it.
@@ -104,6 +106,7 @@ class LspSession {
 
   std::optional<Outcome> command_patch_file(const nlohmann::json& id, const nlohmann::json& arguments);
   std::optional<Outcome> command_reload_module(const nlohmann::json& id, const nlohmann::json& arguments);
+  std::optional<Outcome> command_revert(const nlohmann::json& id, const nlohmann::json& arguments);
   std::optional<Outcome> on_code_action(const nlohmann::json& id, const nlohmann::json& params);
   std::optional<Outcome> command_attach(const nlohmann::json& id, const nlohmann::json& arguments);
   std::optional<Outcome> command_detach(const nlohmann::json& arguments);

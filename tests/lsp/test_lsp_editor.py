@@ -94,6 +94,15 @@ class EditorSession(HotdTestCase):
         self.assertEqual(reply["result"]["processes"][0]["status"], "applied", reply)
         self.wait_output(self.process, "value=ünïcødé 😀!")
 
+    def test_revert_command_goes_back_to_the_previous_version(self):
+        missing = self.editor.call("workspace/executeCommand", {"command": "hotd.revert", "arguments": [self.uri]})
+        self.assertIn("only version", missing["error"]["message"])  # nothing was applied yet
+        self.save(APP.replace('"before"', '"after"'))
+        self.wait_output(self.process, "value=after")
+        reply = self.editor.call("workspace/executeCommand", {"command": "hotd.revert", "arguments": [self.uri]})
+        self.assertEqual(reply["result"]["processes"][0]["status"], "applied", reply)
+        self.wait_output(self.process, "value=before")
+
     def test_rude_edit_is_a_warning_at_the_definitions_line_and_the_rest_applies(self):
         text = APP.replace("    x: int = 0\n", "    x: int = 0\n    y: int = 1\n").replace('"before"', '"rest"')
         self.save(text)
