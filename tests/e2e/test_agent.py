@@ -82,12 +82,19 @@ import multiprocessing, os, sys, time
 def behaviour():
     return "old"
 
+def say(line):
+    # One write per line: with PYTHONUNBUFFERED, print() writes the newline separately, and lines of
+    # processes sharing this pipe could interleave.
+    sys.stdout.write(line + "\\n")
+    sys.stdout.flush()
+
+
 def work(index, parent):
     # Ends with its parent (a test killing it), or after a minute at most: never left behind.
     for _ in range(1200):
         if os.getppid() != parent:
             return
-        print("worker %d pid %d says %s" % (index, os.getpid(), behaviour()), flush=True)
+        say("worker %d pid %d says %s" % (index, os.getpid(), behaviour()))
         time.sleep(0.05)
 
 if __name__ == "__main__":
@@ -95,7 +102,7 @@ if __name__ == "__main__":
     workers = [multiprocessing.Process(target=work, args=(i, os.getpid()), daemon=True) for i in range(3)]
     for worker in workers:
         worker.start()
-    print("parent %d started %s" % (os.getpid(), " ".join(str(w.pid) for w in workers)), flush=True)
+    say("parent %d started %s" % (os.getpid(), " ".join(str(w.pid) for w in workers)))
     sys.stdin.readline()
 """
 
@@ -108,7 +115,8 @@ def value():
 child = os.fork()
 if child == 0:
     for _ in range(600):  # outlives the parent, but never the test by long
-        print("child %d value=%s" % (os.getpid(), value()), flush=True)
+        sys.stdout.write("child %d value=%s\\n" % (os.getpid(), value()))  # one write per line
+        sys.stdout.flush()
         time.sleep(0.05)
     os._exit(0)
 print("parent forked %d" % child, flush=True)
