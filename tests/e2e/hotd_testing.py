@@ -26,6 +26,14 @@ def wait_for(predicate, timeout=10.0, interval=0.02, message="condition"):
     raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, message))
 
 
+def kill_if_alive(pid):
+    """For cleanups: a process the test started indirectly (a worker, a forked child) may be gone."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def frame(message):
     body = json.dumps(message).encode()
     return b"Content-Length: %d\r\n\r\n" % len(body) + body

@@ -3,10 +3,9 @@ processes that fork (os.fork, multiprocessing) getting agents of their own."""
 
 import json
 import os
-import signal
 import unittest
 
-from hotd_testing import HotdTestCase, wait_for
+from hotd_testing import HotdTestCase, kill_if_alive, wait_for
 
 
 class ModuleReports(HotdTestCase):
@@ -122,13 +121,6 @@ if child == 0:
 print("parent forked %d" % child, flush=True)
 sys.stdin.readline()
 """
-
-
-def kill_if_alive(pid):
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 class Forking(HotdTestCase):

@@ -3,12 +3,11 @@ http.server, one listening socket, worker processes under multiprocessing with t
 run with `hotd run`. One save, caught by the file watcher, patches every worker."""
 
 import os
-import signal
 import unittest
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from hotd_testing import HotdTestCase, wait_for
+from hotd_testing import HotdTestCase, kill_if_alive, wait_for
 
 WORKERS = 3
 
@@ -51,13 +50,6 @@ if __name__ == "__main__":
           flush=True)
     sys.stdin.readline()
 """
-
-
-def kill_if_alive(pid):
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 class PreforkingHttpServer(HotdTestCase):
