@@ -15,32 +15,14 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+sys.path.insert(0, os.path.dirname(HERE))  # tests/editors: the app both editor tests edit
 
+from editor_app import APP  # noqa: E402
 from hotd_testing import HotdTestCase, wait_for  # noqa: E402
 
 TOOLS_ENV = os.path.join(os.environ.get("HOTD_CACHE_DIR") or os.path.expanduser("~/.cache/hotd"), "editors", "tools.env")
 ARTIFACTS = os.environ.get("HOTD_ARTIFACTS_DIR") or os.path.join(HERE, "artifacts")
 CHROMIUM = shutil.which("chromium")
-
-APP = """\
-import time
-from dataclasses import dataclass
-
-
-@dataclass
-class Point:
-    x: int = 0
-
-
-def greeting():
-    return "hello"
-
-
-if __name__ == "__main__":
-    while True:
-        print(greeting(), flush=True)
-        time.sleep(0.05)
-"""
 
 
 def editor_tools():
