@@ -6,6 +6,7 @@
 // daemon's core is reached through LspBackend.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -58,6 +59,11 @@ nlohmann::json save_summary_json(const TicketResult& result);
 
 class LspSession {
  public:
+  // Buffers one editor may keep open in the daemon (docs/SECURITY.md). Past them a buffer is not
+  // kept, and the editor is told once; saving it still patches (with the text, or read from disk).
+  static constexpr std::size_t kMaxOpenDocuments = 1000;
+  static constexpr std::size_t kMaxOpenDocumentBytes = std::size_t{256} << 20;
+
   using Send = std::function<void(const nlohmann::json& message)>;
   using Close = std::function<void()>;
   using Log = std::function<void(const std::string& line)>;
@@ -112,6 +118,9 @@ class LspSession {
   std::optional<Outcome> command_detach(const nlohmann::json& arguments);
 
   void publish_diagnostics(const TicketResult& result, const std::string& text, const std::string& uri);
+  // Whether `uri` may hold `bytes` of text within the limits on open buffers; when not, the buffer
+  // is dropped and the editor told (once per session).
+  bool keep_document(const std::string& uri, std::size_t bytes);
   std::string uri_for(const std::string& path) const;
 
   LspBackend& backend_;
@@ -126,6 +135,7 @@ class LspSession {
   std::map<std::string, LspDocument> documents_;  // open buffers by URI
   std::map<std::string, std::string> uri_by_path_;  // so diagnostics use the URI the editor opened
   std::set<std::string> ignored_methods_;           // unsupported notifications already logged
+  bool told_document_limit_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // callbacks check it: the session may be gone
 };
 

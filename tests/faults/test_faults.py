@@ -157,22 +157,40 @@ class Patches(FaultTestCase):
 
 
 class DaemonRestart(FaultTestCase):
-    @unittest.expectedFailure  # daemon bug, reported with issue 8: the new baseline is read from disk
-    def test_save_made_while_the_daemon_was_down_is_applied_after_it_returns(self):
-        app, process = self.attached_app("app.py", 1)
+    def kill_daemon_and_wait(self):
         self.kill_daemon()
         wait_for(lambda: self.hotd("status", check=False).returncode == 1, message="the daemon to be gone")
-        self.write("app.py", loop_app(2))  # saved with no daemon: the process still runs version 1
+
+    def test_save_made_while_the_daemon_was_down_is_applied_after_it_returns(self):
+        # The process reports the text it runs (version 2, patched in by the first daemon), so the new
+        # daemon diffs the save against it rather than taking the disk (version 3) for what runs.
+        app, process = self.attached_app("app.py", 1)
+        self.write("app.py", loop_app(2))
+        self.assertIn("pid %d: applied" % process.pid, self.hotd("patch", app).stdout)
+        self.wait_output(process, "value=2")
+        self.kill_daemon_and_wait()
+        self.write("app.py", loop_app(3))  # saved with no daemon: the process still runs version 2
         self.hotd("ps")
         self.wait_attached(process)
-        self.hotd("patch", app)
-        self.wait_output(process, "value=2", timeout=5)
+        self.assertIn("pid %d: applied" % process.pid, self.hotd("patch", app).stdout)
+        self.wait_output(process, "value=3", timeout=5)
+
+    def test_watched_file_saved_while_the_daemon_was_down_is_applied_when_it_returns(self):
+        app = self.write("app.py", loop_app(1))
+        process = self.start(app)  # watches the script's directory
+        self.wait_attached(process)
+        self.wait_output(process, "value=1")
+        self.kill_daemon_and_wait()
+        self.write("app.py", loop_app(2))
+        self.hotd("ps")
+        self.wait_output(process, "value=2", timeout=10)  # nobody saved again: the daemon caught up
+        wait_for(lambda: "changed since process %d loaded it: applying the version on disk" % process.pid
+                 in self.daemon_log(), message="the log to say why it patched")
 
     def test_daemon_killed_twice_with_several_processes_then_each_is_patched(self):
         apps = [self.attached_app("app%d.py" % i, 1) for i in range(3)]
         for restart in range(2):
-            self.kill_daemon()
-            wait_for(lambda: self.hotd("status", check=False).returncode == 1, message="the daemon to be gone")
+            self.kill_daemon_and_wait()
             self.hotd("ps")
             for _, process in apps:
                 self.wait_attached(process)
@@ -181,6 +199,24 @@ class DaemonRestart(FaultTestCase):
             self.assertIn("pid %d: applied" % process.pid, self.hotd("patch", path).stdout)
             self.wait_output(process, "value=%d" % (10 + index))
             self.assertIsNone(process.poll())
+
+
+class Limits(FaultTestCase):
+    def test_connections_over_the_limit_are_refused_with_a_reason_and_the_others_served(self):
+        self.hotd("serve", "--max-connections", "3")
+        app, process = self.attached_app("app.py", 1)
+        idle = [RpcClient(self.socket_path()) for _ in range(2)]  # with the process: 3
+        refused = self.hotd("ps", check=False)
+        self.assertEqual(refused.returncode, 2, refused.stdout)  # like any daemon that cannot be reached
+        self.assertIn("too many connections (3, hotd serve --max-connections)", refused.stderr)
+        self.assertIn("refused pid", self.daemon_log())
+        idle.pop().close()
+        wait_for(lambda: self.hotd("ps", check=False).returncode == 0, message="a connection to be admitted again")
+        self.write("app.py", loop_app(2))
+        self.assertIn("pid %d: applied" % process.pid, self.hotd("patch", app).stdout)
+        self.wait_output(process, "value=2")
+        for client in idle:
+            client.close()
 
 
 class RuntimeDirectory(FaultTestCase):
@@ -207,7 +243,6 @@ class RuntimeDirectory(FaultTestCase):
         self.assertIn("cannot write %s/full/run/daemon.lock: No space left on device (disk full?)" % self.work,
                       result.stderr)
 
-    @unittest.expectedFailure  # reported with issue 8: `serve --quiet` (autostart) hides the reason
     def test_full_filesystem_when_a_command_starts_the_daemon_says_why(self):
         result = self.start_on_full_filesystem("ps")
         self.assertNotEqual(result.returncode, 0, result.stdout)
