@@ -243,11 +243,13 @@ class Daemon : public LspBackend, public WebHost {
   void attach(int pid, std::function<void(bool, const std::string&)> done) override;
 
  private:
-  // Each connection takes a descriptor: allow as many as the hard limit lets the limits below use.
+  // Each connection takes a descriptor, and the soft limit is often 1024: room for --max-connections
+  // and the watcher. Capped, as the daemon's children (the injector) inherit it.
   static void raise_open_file_limit() {
+    constexpr rlim_t kWanted = 65536;
     rlimit limit{};
-    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
-    limit.rlim_cur = limit.rlim_max;
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= std::min(limit.rlim_max, kWanted)) return;
+    limit.rlim_cur = std::min(limit.rlim_max, kWanted);
     if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) log_line(std::string("cannot raise the open file limit: ") + std::strerror(errno));
   }
 

@@ -5,6 +5,7 @@ sanitizer build, LeakSanitizer checks that exit)."""
 
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -30,6 +31,12 @@ def exited(pid):
             return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def peak_memory_bytes(pid):
@@ -217,6 +224,24 @@ class Limits(FaultTestCase):
         self.wait_output(process, "value=2")
         for client in idle:
             client.close()
+
+
+    def test_out_of_descriptors_the_daemon_waits_instead_of_spinning_and_recovers(self):
+        self.hotd("serve")
+        daemon = self.daemon_pid()
+        in_use = len(os.listdir("/proc/%d/fd" % daemon))
+        soft, hard = resource.prlimit(daemon, resource.RLIMIT_NOFILE)
+        resource.prlimit(daemon, resource.RLIMIT_NOFILE, (in_use + 2, hard))
+        clients = [RpcClient(self.socket_path()) for _ in range(6)]  # the last ones wait in the backlog
+        wait_for(lambda: "accepting a connection failed: Too many open files; retrying in 100 ms" in self.daemon_log(),
+                 message="the daemon to run out of descriptors")
+        cpu_before = cpu_seconds(daemon)
+        time.sleep(1.0)
+        self.assertLess(cpu_seconds(daemon) - cpu_before, 0.3, "the daemon spins on accept")
+        resource.prlimit(daemon, resource.RLIMIT_NOFILE, (soft, hard))
+        for client in clients:
+            client.close()
+        self.assert_serving()
 
 
 class RuntimeDirectory(FaultTestCase):
