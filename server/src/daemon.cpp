@@ -274,13 +274,16 @@ class Daemon : public LspBackend, public WebHost {
     acceptor_.async_accept([this](const boost::system::error_code& error, asio::local::stream_protocol::socket socket) {
       if (error == asio::error::operation_aborted) return;
       if (error) {  // out of descriptors, typically: wait for some to close rather than spin
-        log_line("accepting a connection failed: " + error.message() + "; retrying in 100 ms");
+        if (!accept_failing_) log_line("accepting a connection failed: " + error.message() + "; retrying every 100 ms");
+        accept_failing_ = true;
         accept_retry_.expires_after(std::chrono::milliseconds(100));
         accept_retry_.async_wait([this](const boost::system::error_code& cancelled) {
           if (!cancelled) accept();
         });
         return;
       }
+      if (accept_failing_) log_line("accepting connections again");
+      accept_failing_ = false;
       ucred credentials{};
       socklen_t size = sizeof credentials;
       if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &credentials, &size) != 0 ||
@@ -481,7 +484,8 @@ class Daemon : public LspBackend, public WebHost {
   asio::io_context io_;
   asio::local::stream_protocol::acceptor acceptor_;
   asio::steady_timer accept_retry_{io_};
-  bool refusing_ = false;  // over --max-connections since the last admitted connection
+  bool accept_failing_ = false;  // since the last accept that succeeded
+  bool refusing_ = false;        // over --max-connections since the last admitted connection
   asio::signal_set signals_;
   DirectoryWatcher watcher_;
   asio::posix::stream_descriptor watcher_descriptor_;

@@ -115,6 +115,7 @@ struct WebServer::Impl : std::enable_shared_from_this<WebServer::Impl> {
   bool stopped = false;
   std::size_t open_connections = 0;  // counted by ConnectionSlot
   bool refusing = false;             // over max_connections since the last admitted one
+  bool accept_failing = false;       // since the last accept that succeeded
 
   bool allowed_origin(std::string_view origin) const {
     if (origin.starts_with("vscode-webview://") || origin.starts_with("vscode-file://")) return true;
@@ -369,9 +370,13 @@ void WebServer::Impl::accept(Listener& listener) {
       std::make_shared<HttpRequest>(self, std::move(socket), listener.agents_only)->start();
     }
     if (error == asio::error::operation_aborted) return;
-    if (!error) return self->accept(listener);
+    if (!error) {
+      self->accept_failing = false;
+      return self->accept(listener);
+    }
     // Out of descriptors, typically: wait for some to close rather than spin.
-    self->host.log("web: accepting a connection failed: " + error.message() + "; retrying in 100 ms");
+    if (!self->accept_failing) self->host.log("web: accepting a connection failed: " + error.message() + "; retrying every 100 ms");
+    self->accept_failing = true;
     auto retry = std::make_shared<asio::steady_timer>(self->io, std::chrono::milliseconds(100));
     retry->async_wait([self, retry, &listener](const boost::system::error_code&) {
       if (!self->stopped) self->accept(listener);

@@ -227,13 +227,17 @@ class Limits(FaultTestCase):
 
 
     def test_out_of_descriptors_the_daemon_waits_instead_of_spinning_and_recovers(self):
+        if os.environ.get("HOTD_SANITIZED"):
+            # The sanitizer runtime opens descriptors to check memory: with none left it reports false
+            # "invalid vptr" errors. The plain build's run of this suite checks this fault.
+            self.skipTest("not under the sanitizers: they need descriptors of their own")
         self.hotd("serve")
         daemon = self.daemon_pid()
         in_use = len(os.listdir("/proc/%d/fd" % daemon))
         soft, hard = resource.prlimit(daemon, resource.RLIMIT_NOFILE)
         resource.prlimit(daemon, resource.RLIMIT_NOFILE, (in_use + 2, hard))
         clients = [RpcClient(self.socket_path()) for _ in range(6)]  # the last ones wait in the backlog
-        wait_for(lambda: "accepting a connection failed: Too many open files; retrying in 100 ms" in self.daemon_log(),
+        wait_for(lambda: "accepting a connection failed: Too many open files; retrying every 100 ms" in self.daemon_log(),
                  message="the daemon to run out of descriptors")
         cpu_before = cpu_seconds(daemon)
         time.sleep(1.0)
@@ -242,6 +246,8 @@ class Limits(FaultTestCase):
         for client in clients:
             client.close()
         self.assert_serving()
+        self.assertEqual(self.daemon_log().count("accepting a connection failed"), 1, "logged once, not every retry")
+        self.assertIn("accepting connections again", self.daemon_log())
 
 
 class RuntimeDirectory(FaultTestCase):
