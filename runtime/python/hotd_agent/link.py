@@ -26,8 +26,10 @@ AWAIT_IMPORT_SECONDS = 2.0
 # 64 MiB cap, and a larger program is reported over several messages.
 MAX_SOURCE_BYTES = 8 << 20
 MAX_REPORT_BYTES = 16 << 20
-# `hotd run`'s bootstrap is `__main__` until it hands over to the program (runpy keeps the module
-# object and changes its __file__): the program's __main__ is awaited like an import.
+# Under `hotd run`, the program's __main__ is awaited like an import: the bootstrap is `__main__` until
+# it hands over to the program (runpy keeps the module object and changes its __file__), and in a
+# child interpreter __main__ gets its file after the agent started (multiprocessing's spawned children
+# replace it with `__mp_main__`).
 _BOOTSTRAP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hotd_run.py")
 
 _settings = {}
@@ -129,8 +131,10 @@ def _new_user_modules():
 
 def _imported(name):
     module = sys.modules.get(name)
+    if name != "__main__":
+        return module is not None
     path = getattr(module, "__file__", None)
-    return module is not None and not (isinstance(path, str) and os.path.abspath(path) == _BOOTSTRAP)
+    return isinstance(path, str) and os.path.abspath(path) != _BOOTSTRAP
 
 
 def _settle_awaited_imports():
@@ -166,8 +170,8 @@ class _ImportSignal(object):
 
 def _start_agent_in_forked_child():
     """After os.fork in an attached process: the agent thread did not survive, and the native half
-    forgot it. Start a new one, so that the child registers as a process of its own (`hotd run`'s
-    bootstrap has its own hook, installed before the first fork can happen). Never raises: a child
+    forgot it. Start a new one, so that the child registers as a process of its own (under `hotd run`,
+    hotd_site/hotd_start.py installs the hook before the first fork can happen). Never raises: a child
     without an agent still runs, without live patching."""
     library = _setting("library")
     if stop_requested or not library:
@@ -273,7 +277,7 @@ def _print_events(path, modules, outcome):
     if verbosity == "quiet" or _setting("launcher") != "run":
         return
     module_name = modules[0].__name__ if modules else os.path.basename(path)
-    if module_name == "__main__":
+    if module_name in ("__main__", "__mp_main__"):
         module_name = os.path.splitext(os.path.basename(path))[0]
     lines = []
     for result in outcome.get("results", []):
@@ -357,6 +361,13 @@ def _announce_watching(watching):
     sys.stderr.flush()
 
 
+def _forget_children():
+    """After a detach, Python interpreters this process starts get no agent: the variables of
+    hotd_start.hand_down go (forked children check stop_requested)."""
+    os.environ.pop("HOTD_AGENT_LIB", None)
+    os.environ.pop("HOTD_AGENT_CONFIG", None)
+
+
 def handle(body):
     global stop_requested
     try:
@@ -377,6 +388,7 @@ def handle(body):
             return _reply(request_id, {"pid": os.getpid()})
         if method == "agent/detach":
             stop_requested = True
+            _forget_children()
             return _reply(request_id, {"detached": True})
     except Exception as error:  # the daemon gets the error; the target process carries on
         import traceback
