@@ -13,18 +13,7 @@ import shutil
 import subprocess
 import unittest
 
-from web_testing import HOTD, PYTHON, HotdTestCase, wait_for, web_info
-
-APP = """\
-import time
-
-def value():
-    return "before"
-
-while True:
-    print("value=%s" % value(), flush=True)
-    time.sleep(0.05)
-"""
+from web_testing import APP, HOTD, PYTHON, HotdTestCase, wait_for, web_info
 
 DAEMON_ADDRESS, TARGET_ADDRESS = "10.211.0.1", "10.211.0.2"  # a /30 inside the test's own namespaces
 REMOTE_DIR = "/srv/app"

@@ -9,19 +9,8 @@ import struct
 import unittest
 import urllib.parse
 
-from web_testing import (OP_CLOSE, HotdTestCase, WebSocket, WebSocketRefused, http_get, read_headers, wait_for,
+from web_testing import (APP, OP_CLOSE, HotdTestCase, WebSocket, WebSocketRefused, http_get, read_headers, wait_for,
                          web_info)
-
-APP = """\
-import time
-
-def value():
-    return "before"
-
-while True:
-    print("value=%s" % value(), flush=True)
-    time.sleep(0.05)
-"""
 
 
 class WebTestCase(HotdTestCase):

@@ -13,6 +13,18 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
 from hotd_testing import HOTD, PYTHON, HotdTestCase, wait_for  # noqa: E402,F401
 
+# A target that prints what value() returns, forever: a save turning "before" into "after" shows.
+APP = """\
+import time
+
+def value():
+    return "before"
+
+while True:
+    print("value=%s" % value(), flush=True)
+    time.sleep(0.05)
+"""
+
 WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OP_TEXT, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x8, 0x9, 0xA
 
