@@ -112,12 +112,12 @@ int run_serve(const ServeOptions& options) {
     std::cerr << "hotd serve: " << error << "\n";
     return kExitUsage;
   }
-  int holder = 0;
-  auto lock = server::InstanceLock::acquire(*dir, holder, error);
+  bool held_by_another = false;
+  auto lock = server::InstanceLock::acquire(*dir, held_by_another, error);
   if (!lock) {
     // Quiet (auto-start) hides only the race another daemon won; any other reason must be seen.
-    if (!options.quiet || !holder) std::cerr << "hotd serve: " << error << "\n";
-    return holder ? 3 : kExitUsage;
+    if (!options.quiet || !held_by_another) std::cerr << "hotd serve: " << error << "\n";
+    return held_by_another ? 3 : kExitUsage;
   }
   const int listen_fd = listen_on(dir->socket(), error);
   if (listen_fd < 0) {

@@ -48,15 +48,17 @@ std::optional<RuntimeDir> prepare_runtime_dir(std::string& error) {
   return dir;
 }
 
-std::optional<InstanceLock> InstanceLock::acquire(const RuntimeDir& dir, int& holder_pid, std::string& error) {
-  holder_pid = 0;
+std::optional<InstanceLock> InstanceLock::acquire(const RuntimeDir& dir, bool& held_by_another, std::string& error) {
+  held_by_another = false;
   const int fd = open(dir.lock().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
     error = "cannot open " + dir.lock() + ": " + std::strerror(errno);
     return std::nullopt;
   }
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    held_by_another = true;
     char buffer[32] = {};
+    int holder_pid = 0;
     if (pread(fd, buffer, sizeof buffer - 1, 0) > 0) holder_pid = std::atoi(buffer);
     error = "another hotd daemon is running" + (holder_pid ? " (pid " + std::to_string(holder_pid) + ")" : std::string()) +
             " for " + dir.path;

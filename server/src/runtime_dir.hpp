@@ -26,8 +26,9 @@ std::optional<RuntimeDir> prepare_runtime_dir(std::string& error);
 // Holds the single-instance lock (flock on daemon.lock) for the daemon's lifetime.
 class InstanceLock {
  public:
-  // Returns nullopt when another daemon holds it; `holder_pid` is then its pid when known.
-  static std::optional<InstanceLock> acquire(const RuntimeDir& dir, int& holder_pid, std::string& error);
+  // Returns nullopt with `error` set when it cannot be taken; `held_by_another` then says whether another
+  // daemon holds it (whose pid may not be written yet) rather than the file failing.
+  static std::optional<InstanceLock> acquire(const RuntimeDir& dir, bool& held_by_another, std::string& error);
   // Writes the current pid into the lock file: called again by the daemon after it forked.
   bool record_pid() const;
   InstanceLock(InstanceLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }

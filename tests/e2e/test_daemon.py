@@ -45,6 +45,18 @@ class DaemonLifecycle(HotdTestCase):
         self.assertTrue(status["running"])
         self.assertEqual(status["socket"], os.path.join(self.runtime, "daemon.sock"))
 
+    def test_commands_starting_the_daemon_at_once_all_succeed(self):
+        # The daemons that lose the race find the lock taken, sometimes before the winner wrote its
+        # pid: that is still "another daemon runs", which auto-start takes as success.
+        for attempt in range(10):
+            commands = [subprocess.Popen([HOTD, "ps"], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         text=True) for _ in range(4)]
+            for command in commands:
+                _, errors = command.communicate(timeout=30)
+                self.assertEqual(command.returncode, 0, "attempt %d: %s" % (attempt, errors))
+            self.assertIn("daemon stopped", self.hotd("stop").stdout)
+            wait_for(lambda: not os.path.exists(os.path.join(self.runtime, "daemon.sock")), message="socket removed")
+
     def test_stop_then_autostart_again(self):
         self.hotd("ps")
         first = self.daemon_pid()
