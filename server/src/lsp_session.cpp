@@ -1,6 +1,7 @@
 #include "lsp_session.hpp"
 #include "hotd/protocol/json_depth.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <stdexcept>
 
@@ -90,6 +91,14 @@ std::string describe_results(const json& result) {
     if (entry.value("line", json()).is_number()) text += " (line " + std::to_string(entry["line"].get<long>()) + ")";
   }
   return text;
+}
+
+// Whether the processes run none of a save: the parser refused the text, or no process applied any of it.
+bool nothing_applied(const TicketResult& result) {
+  const auto applied = [](const ProcessOutcome& process) {
+    return process.status == "applied" || process.status == "partial";
+  };
+  return !result.errors.empty() || std::none_of(result.processes.begin(), result.processes.end(), applied);
 }
 
 std::string error_summary(const json& error) {
@@ -428,7 +437,14 @@ void LspSession::save_completed(const TicketResult& result, const std::string& t
   }
   if (state_ != State::Running || closed_) return;
   const std::string uri = uri_for(result.file);
-  publish_diagnostics(result, text, uri);
+  PublishedSave& published = published_[result.file];
+  published = {result.ticket, save_diagnostics(result, text), nothing_applied(result), nullptr};
+  if (const auto early = early_python_errors_.find(result.file);
+      early != early_python_errors_.end() && early->second.first <= result.ticket) {
+    if (early->second.first == result.ticket) published.python_error = std::move(early->second.second);
+    early_python_errors_.erase(early);
+  }
+  publish_diagnostics(uri, published);
 
   const std::string name = std::filesystem::path(result.file).filename().string();
   std::vector<std::string> attention;
@@ -460,7 +476,7 @@ void LspSession::save_completed(const TicketResult& result, const std::string& t
   notify("hotd/patched", std::move(patched));
 }
 
-void LspSession::publish_diagnostics(const TicketResult& result, const std::string& text, const std::string& uri) {
+json LspSession::save_diagnostics(const TicketResult& result, const std::string& text) const {
   json diagnostics = json::array();
   auto whole_line = [&](long line) {
     const std::uint32_t index = line > 0 ? static_cast<std::uint32_t>(line - 1) : 0;
@@ -498,6 +514,54 @@ void LspSession::publish_diagnostics(const TicketResult& result, const std::stri
     if (process.status == "failed" && process.result.contains("error") && !process.result["error"].is_null()) {
       add(1, whole_line(1), kSeverityError, "patch-failed", who + error_summary(process.result["error"]));
     }
+  }
+  return diagnostics;
+}
+
+void LspSession::python_syntax_checked(TicketId ticket, const std::string& path, const std::string& text,
+                                       const PythonSyntaxError& error) {
+  if (state_ != State::Running || closed_) return;
+  const LspPosition start = position_of_code_point_column(text, error.line, error.column);
+  LspPosition end;
+  if (error.end_line == 0 || error.end_column == 0) {  // Python gave no end: up to the end of the line
+    end = end_of_line(text, start.line);
+  } else if (std::pair(error.end_line, error.end_column) <= std::pair(error.line, error.column)) {
+    end = position_of_code_point_column(text, error.line, error.column + 1);  // one character, as Python's caret
+  } else {
+    end = position_of_code_point_column(text, error.end_line, error.end_column);
+  }
+  json diagnostic = {{"range", {{"start", position_to_json(start)}, {"end", position_to_json(end)}}},
+                     {"severity", kSeverityError},
+                     {"source", "hotd"},
+                     {"code", "python-syntax-error"},
+                     {"message", error.type + ": " + error.message}};
+  const auto published = published_.find(path);
+  if (published != published_.end() && published->second.ticket == ticket) {
+    published->second.python_error = std::move(diagnostic);
+    publish_diagnostics(uri_for(path), published->second);
+  } else if (published == published_.end() || published->second.ticket < ticket) {
+    early_python_errors_[path] = {ticket, std::move(diagnostic)};
+  }
+}
+
+void LspSession::publish_diagnostics(const std::string& uri, const PublishedSave& save) {
+  json diagnostics = json::array();
+  std::optional<std::uint32_t> python_line;
+  if (!save.python_error.is_null()) {
+    json python = save.python_error;
+    python["message"] = python["message"].get<std::string>() +
+                        (save.nothing_applied ? " (nothing was applied)"
+                                              : " (hotd's parser accepted the file: the save was sent to the processes)");
+    python_line = python["range"]["start"]["line"].get<std::uint32_t>();
+    diagnostics.push_back(std::move(python));
+  }
+  for (const json& diagnostic : save.diagnostics) {
+    // Python's error replaces the parser's from its line on: Python stops at its first error, and the
+    // parser's later ones are mostly echoes of it.
+    if (python_line && diagnostic["code"] == "syntax-error" && diagnostic["range"]["start"]["line"] >= *python_line) {
+      continue;
+    }
+    diagnostics.push_back(diagnostic);
   }
   notify("textDocument/publishDiagnostics", {{"uri", uri}, {"diagnostics", std::move(diagnostics)}});
 }

@@ -18,6 +18,7 @@
 
 #include "lsp_document.hpp"
 #include "patch_coordinator.hpp"
+#include "python_syntax_check.hpp"
 
 namespace hotd::server {
 
@@ -70,6 +71,10 @@ class LspSession {
   // A save finished (from this editor, another one, the file watcher or `hotd patch`). `text` is
   // what was saved, for positions of diagnostics.
   void save_completed(const TicketResult& result, const std::string& text);
+  // CPython could not compile `text`, the text of save `ticket` of `path`: its error joins that save's
+  // diagnostics, now or when the save completes. Dropped when a newer save of `path` completed.
+  void python_syntax_checked(TicketId ticket, const std::string& path, const std::string& text,
+                             const PythonSyntaxError& error);
 
   bool initialized() const { return state_ == State::Running; }
 
@@ -111,7 +116,15 @@ class LspSession {
   std::optional<Outcome> command_attach(const nlohmann::json& id, const nlohmann::json& arguments);
   std::optional<Outcome> command_detach(const nlohmann::json& arguments);
 
-  void publish_diagnostics(const TicketResult& result, const std::string& text, const std::string& uri);
+  // The diagnostics of the last completed save of a file, kept to publish them again with CPython's error.
+  struct PublishedSave {
+    TicketId ticket = 0;
+    nlohmann::json diagnostics;   // hotd's own: syntax errors of the parser, rude edits, patch failures
+    bool nothing_applied = false;  // the parser refused the text, or no process applied any of it
+    nlohmann::json python_error;  // CPython's diagnostic (message without suffix), or null
+  };
+  nlohmann::json save_diagnostics(const TicketResult& result, const std::string& text) const;
+  void publish_diagnostics(const std::string& uri, const PublishedSave& save);
   std::string uri_for(const std::string& path) const;
 
   LspBackend& backend_;
@@ -126,6 +139,9 @@ class LspSession {
   std::map<std::string, LspDocument> documents_;  // open buffers by URI
   std::map<std::string, std::string> uri_by_path_;  // so diagnostics use the URI the editor opened
   std::set<std::string> ignored_methods_;           // unsupported notifications already logged
+  std::map<std::string, PublishedSave> published_;  // by path as saved
+  // CPython errors that arrived before their save completed, by path: (ticket, diagnostic).
+  std::map<std::string, std::pair<TicketId, nlohmann::json>> early_python_errors_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // callbacks check it: the session may be gone
 };
 

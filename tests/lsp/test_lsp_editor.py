@@ -135,6 +135,28 @@ class EditorSession(HotdTestCase):
         wait_for(lambda: len(self.output(self.process)) > printed + 40, message="more output")
         self.assertNotIn("broken", self.output(self.process))
 
+    def test_python_rejects_an_over_indented_field_the_parser_accepts(self):
+        text = APP.replace("    x: int = 0\n", "    x: int = 0\n        y: int = 1\n")
+        self.save(text)
+        # The save's own diagnostics come first; CPython's error joins them, on its own thread.
+        diagnostics = self.editor.notification(
+            "textDocument/publishDiagnostics",
+            where=lambda p: p["uri"] == self.uri and any(d["code"] == "python-syntax-error" for d in p["diagnostics"]),
+            timeout=20)["diagnostics"]
+        python = diagnostics[0]
+        self.assertEqual(python["code"], "python-syntax-error", diagnostics)
+        self.assertTrue(python["message"].startswith("IndentationError: unexpected indent ("), python)
+        line = text.splitlines().index("        y: int = 1")
+        self.assertEqual(python["range"], {"start": {"line": line, "character": 7},
+                                           "end": {"line": line, "character": len("        y: int = 1")}})
+        self.assertEqual(python["severity"], 1)
+        self.assertEqual([d["code"] for d in diagnostics[1:]], ["rude-edit"], diagnostics)
+        # The next clean save clears it (what is left unclaimed belongs to the save above).
+        self.editor.unclaimed.clear()
+        self.save(text.replace("        y: int = 1", "    y: int = 1").replace('"before"', '"clean"'))
+        self.wait_output(self.process, "value=clean")
+        self.assertEqual(self.diagnostics(), [])
+
     def test_patch_failure_names_the_process_and_the_error(self):
         text = APP.replace("def main():", "def main(a, a):")
         self.save(text)

@@ -18,6 +18,8 @@
 {"jsonrpc": "2.0", "method": "window/logMessage", "params": {"message": "hotd: doc.py has syntax errors; nothing was applied", "type": 2}}
 <<<
 {"jsonrpc": "2.0", "method": "hotd/patched", "params": {"errors": [{"column": 1, "end_column": 6, "end_line": 2, "line": 1, "message": "invalid syntax near 's = 'aé€😀Z' + ('"}], "file": "${WORK}/doc.py", "ok": false, "processes": [], "uri": "file://${WORK}/doc.py"}}
+<<<
+{"jsonrpc": "2.0", "method": "textDocument/publishDiagnostics", "params": {"diagnostics": [{"code": "python-syntax-error", "message": "SyntaxError: '(' was never closed (nothing was applied)", "range": {"end": {"character": 16, "line": 0}, "start": {"character": 15, "line": 0}}, "severity": 1, "source": "hotd"}], "uri": "file://${WORK}/doc.py"}}
 # Patching the buffer (not the file) shows the edited text: line 0 is now `s = 'aé€😀Z' + (`, and
 # the diagnostic's columns count the emoji as two units.
 # A full replacement (no range) fixes it: the diagnostics are cleared.
