@@ -65,6 +65,12 @@ std::string path_of(const std::string& uri) {
   return std::filesystem::path(*path).lexically_normal().string();
 }
 
+// Whether the editor announced a capability (a `true` at `pointer` in the `initialize` params).
+bool client_capability(const json& params, const char* pointer) {
+  const json::json_pointer path(pointer);
+  return params.contains(path) && params[path] == true;
+}
+
 // A command argument given bare (`[1234]`) or named (`[{"pid": 1234}]`).
 const json& argument(const json& arguments, const char* name) {
   if (!arguments.is_array() || arguments.empty()) throw InvalidParams(std::string("expected arguments [") + name + "]");
@@ -157,7 +163,7 @@ void LspSession::dispatch(const json& message) {
   }
   if (message.value("jsonrpc", json()) != "2.0") return send_error(id, kInvalidRequest, "`jsonrpc` must be \"2.0\"");
   if (!message.contains("method")) {
-    if (is_request && (message.contains("result") || message.contains("error"))) return;  // hotd sends no requests
+    if (is_request && (message.contains("result") || message.contains("error"))) return on_response(id, message);
     return send_error(id, kInvalidRequest, "a message needs a `method` (or `result` for a response)");
   }
   if (!message["method"].is_string()) return send_error(id, kInvalidRequest, "`method` must be a string");
@@ -229,6 +235,21 @@ void LspSession::finish(const json& id, const Outcome& outcome) {
   }
 }
 
+void LspSession::request(const std::string& method, json params, ResponseHandler on_response) {
+  if (closed_) return;
+  const std::int64_t id = next_request_id_++;
+  sent_requests_[id] = std::move(on_response);
+  send_({{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", std::move(params)}});
+}
+
+void LspSession::on_response(const json& id, const json& response) {
+  const auto sent = id.is_number_integer() ? sent_requests_.find(id.get<std::int64_t>()) : sent_requests_.end();
+  if (sent == sent_requests_.end()) return log_("editor answered a request hotd did not send: " + id.dump());
+  const ResponseHandler handler = std::move(sent->second);
+  sent_requests_.erase(sent);
+  handler(response);
+}
+
 void LspSession::send_error(const json& id, int code, const std::string& message) {
   if (closed_) return;
   send_({{"jsonrpc", "2.0"}, {"id", id}, {"error", {{"code", code}, {"message", message}}}});
@@ -244,6 +265,7 @@ void LspSession::notify(const std::string& method, json params) {
 std::optional<LspSession::Outcome> LspSession::on_initialize(const json&, const json& params) {
   if (!params.is_object()) throw InvalidParams("`params` of initialize must be an object");
   state_ = State::Running;
+  work_done_progress_ = client_capability(params, "/capabilities/window/workDoneProgress");
   const json capabilities = {
       {"positionEncoding", "utf-16"},
       {"textDocumentSync", {{"openClose", true}, {"change", kSyncIncremental}, {"save", {{"includeText", true}}}}},
@@ -334,7 +356,7 @@ std::optional<LspSession::Outcome> LspSession::on_execute_command(const json& id
   const std::string command = string_field(params, "command");
   const json arguments = params.is_object() ? params.value("arguments", json::array()) : json::array();
   if (command == "hotd.listProcesses") return Outcome::ok({{"processes", backend_.status()["processes"]}});
-  if (command == "hotd.attach") return command_attach(id, arguments);
+  if (command == "hotd.attach") return command_attach(id, arguments, params.value("workDoneToken", json()));
   if (command == "hotd.detach") return command_detach(arguments);
   if (command == "hotd.patchFile") return command_patch_file(id, arguments);
   if (command == "hotd.reloadModule") return command_reload_module(id, arguments);
@@ -401,18 +423,45 @@ std::optional<LspSession::Outcome> LspSession::on_code_action(const json&, const
   return Outcome::ok(actions);
 }
 
-std::optional<LspSession::Outcome> LspSession::command_attach(const json& id, const json& arguments) {
+// With a progress token (`workDoneToken` in the params, or one the editor created when it supports
+// `window.workDoneProgress`), the attach is reported as `$/progress` begin and end.
+std::optional<LspSession::Outcome> LspSession::command_attach(const json& id, const json& arguments,
+                                                             const json& work_done_token) {
   const int pid = pid_argument(arguments);
+  const bool has_token = work_done_token.is_string() || work_done_token.is_number_integer();
+  if (has_token || !work_done_progress_) {
+    run_attach(id, pid, has_token ? work_done_token : json());
+    return std::nullopt;
+  }
+  // A created token may be used once the editor answered: the attach starts then, without progress
+  // when the editor refused, and not at all when the request was cancelled meanwhile.
+  const json token = "hotd-attach-" + std::to_string(next_progress_token_++);
+  request("window/workDoneProgress/create", {{"token", token}}, [this, id, pid, token](const json& response) {
+    if (pending_.contains(id.dump())) run_attach(id, pid, response.contains("error") ? json() : token);
+  });
+  return std::nullopt;
+}
+
+void LspSession::run_attach(const json& id, int pid, const json& token) {
+  if (!token.is_null()) {
+    notify("$/progress", {{"token", token},
+                          {"value", {{"kind", "begin"}, {"title", "Attaching to pid " + std::to_string(pid)},
+                                     {"message", "hotd attach " + std::to_string(pid)}}}});
+  }
   std::weak_ptr<bool> alive = alive_;
-  backend_.attach(pid, [this, alive, id, pid](bool succeeded, const std::string& output) {
+  backend_.attach(pid, [this, alive, id, pid, token](bool succeeded, const std::string& output) {
     if (!alive.lock()) return;  // the editor went away meanwhile
+    if (!token.is_null()) {
+      const std::string last_line = output.substr(output.find_last_of('\n') + 1);
+      notify("$/progress", {{"token", token},
+                            {"value", {{"kind", "end"}, {"message", succeeded ? "attached" : "failed: " + last_line}}}});
+    }
     if (succeeded) {
       finish(id, Outcome::ok({{"pid", pid}, {"attached", true}, {"output", output}}));
     } else {
       finish(id, Outcome::error(kRequestFailed, "hotd attach " + std::to_string(pid) + " failed: " + output));
     }
   });
-  return std::nullopt;
 }
 
 std::optional<LspSession::Outcome> LspSession::command_detach(const json& arguments) {

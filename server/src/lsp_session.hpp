@@ -93,7 +93,12 @@ class LspSession {
   using RequestHandler = std::optional<Outcome> (LspSession::*)(const nlohmann::json& id, const nlohmann::json& params);
   using NotificationHandler = void (LspSession::*)(const nlohmann::json& params);
 
+  // The editor's answer to a request hotd sent: a `result` or an `error`.
+  using ResponseHandler = std::function<void(const nlohmann::json& response)>;
+
   void dispatch(const nlohmann::json& message);
+  void request(const std::string& method, nlohmann::json params, ResponseHandler on_response);
+  void on_response(const nlohmann::json& id, const nlohmann::json& response);
   void finish(const nlohmann::json& id, const Outcome& outcome);
   void send_error(const nlohmann::json& id, int code, const std::string& message);
   void notify(const std::string& method, nlohmann::json params);
@@ -113,7 +118,10 @@ class LspSession {
   std::optional<Outcome> command_reload_module(const nlohmann::json& id, const nlohmann::json& arguments);
   std::optional<Outcome> command_revert(const nlohmann::json& id, const nlohmann::json& arguments);
   std::optional<Outcome> on_code_action(const nlohmann::json& id, const nlohmann::json& params);
-  std::optional<Outcome> command_attach(const nlohmann::json& id, const nlohmann::json& arguments);
+  std::optional<Outcome> command_attach(const nlohmann::json& id, const nlohmann::json& arguments,
+                                        const nlohmann::json& work_done_token);
+  // Runs `hotd attach`, with `$/progress` on `token` unless it is null.
+  void run_attach(const nlohmann::json& id, int pid, const nlohmann::json& token);
   std::optional<Outcome> command_detach(const nlohmann::json& arguments);
 
   // The diagnostics of the last completed save of a file, kept to publish them again with CPython's error.
@@ -134,7 +142,11 @@ class LspSession {
   std::string server_version_;
   State state_ = State::Uninitialized;
   bool closed_ = false;
+  bool work_done_progress_ = false;  // the editor creates progress tokens (`window.workDoneProgress`)
   std::set<std::string> pending_;               // ids (dumped) of requests not yet answered
+  std::map<std::int64_t, ResponseHandler> sent_requests_;  // requests hotd sent, by id, until answered
+  std::int64_t next_request_id_ = 1;
+  std::uint64_t next_progress_token_ = 1;
   std::map<TicketId, nlohmann::json> waiting_;  // `hotd.patchFile`/`hotd.reloadModule` requests waiting
   std::map<std::string, LspDocument> documents_;  // open buffers by URI
   std::map<std::string, std::string> uri_by_path_;  // so diagnostics use the URI the editor opened
