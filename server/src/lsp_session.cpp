@@ -65,6 +65,18 @@ std::string path_of(const std::string& uri) {
   return std::filesystem::path(*path).lexically_normal().string();
 }
 
+std::string normal_path(const std::string& path) { return std::filesystem::path(path).lexically_normal().string(); }
+
+// "live in 3 processes · patched 2 min ago"
+std::string lens_title(std::size_t processes, std::chrono::steady_clock::duration since) {
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(since).count();
+  const std::string ago = seconds < 60     ? std::to_string(seconds) + " s"
+                          : seconds < 3600 ? std::to_string(seconds / 60) + " min"
+                                           : std::to_string(seconds / 3600) + " h";
+  return "live in " + std::to_string(processes) + (processes == 1 ? " process" : " processes") + " · patched " +
+         ago + " ago";
+}
+
 // Whether the editor announced a capability (a `true` at `pointer` in the `initialize` params).
 bool client_capability(const json& params, const char* pointer) {
   const json::json_pointer path(pointer);
@@ -206,6 +218,7 @@ void LspSession::dispatch(const json& message) {
       {"shutdown", &LspSession::on_shutdown},
       {"workspace/executeCommand", &LspSession::on_execute_command},
       {"textDocument/codeAction", &LspSession::on_code_action},
+      {"textDocument/codeLens", &LspSession::on_code_lens},
   };
   if (pending_.contains(id.dump())) return send_error(id, kInvalidRequest, "a request with this id is still pending");
   if (state_ == State::Uninitialized && method != "initialize") {
@@ -239,7 +252,9 @@ void LspSession::request(const std::string& method, json params, ResponseHandler
   if (closed_) return;
   const std::int64_t id = next_request_id_++;
   sent_requests_[id] = std::move(on_response);
-  send_({{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", std::move(params)}});
+  json message = {{"jsonrpc", "2.0"}, {"id", id}, {"method", method}};
+  if (!params.is_null()) message["params"] = std::move(params);
+  send_(message);
 }
 
 void LspSession::on_response(const json& id, const json& response) {
@@ -266,12 +281,14 @@ std::optional<LspSession::Outcome> LspSession::on_initialize(const json&, const 
   if (!params.is_object()) throw InvalidParams("`params` of initialize must be an object");
   state_ = State::Running;
   work_done_progress_ = client_capability(params, "/capabilities/window/workDoneProgress");
+  code_lens_refresh_ = client_capability(params, "/capabilities/workspace/codeLens/refreshSupport");
   const json capabilities = {
       {"positionEncoding", "utf-16"},
       {"textDocumentSync", {{"openClose", true}, {"change", kSyncIncremental}, {"save", {{"includeText", true}}}}},
       {"executeCommandProvider",
        {{"commands", {"hotd.listProcesses", "hotd.attach", "hotd.detach", "hotd.patchFile", "hotd.reloadModule", "hotd.revert"}}}},
       {"codeActionProvider", {{"codeActionKinds", {"quickfix"}}}},
+      {"codeLensProvider", {{"resolveProvider", false}}},
       {"experimental", {{"hotd", {{"patchedNotification", "hotd/patched"}}}}},
   };
   return Outcome::ok({{"capabilities", capabilities}, {"serverInfo", {{"name", "hotd"}, {"version", server_version_}}}});
@@ -347,6 +364,7 @@ void LspSession::on_did_save(const json& params) {
 void LspSession::on_did_close(const json& params) {
   const std::string uri = string_field(field(params, "textDocument"), "uri");
   documents_.erase(uri);
+  lens_models_.erase(uri);
   std::erase_if(uri_by_path_, [&](const auto& entry) { return entry.second == uri; });
 }
 
@@ -470,6 +488,66 @@ std::optional<LspSession::Outcome> LspSession::command_detach(const json& argume
   return Outcome::ok({{"pid", pid}, {"detached", true}});
 }
 
+// A lens on each function or class of an open buffer that a save updated or added in a process that
+// is still attached: in how many it runs, and how long ago it was patched last. The definitions are
+// found by qualname in the buffer as it is now (hotd's parser), so lenses follow edits.
+std::optional<LspSession::Outcome> LspSession::on_code_lens(const json&, const json& params) {
+  const std::string uri = string_field(field(params, "textDocument"), "uri");
+  const auto path = uri_to_path(uri);
+  const auto document = documents_.find(uri);
+  const auto patched = path ? patched_.find(normal_path(*path)) : patched_.end();
+  if (document == documents_.end() || patched == patched_.end()) return Outcome::ok(json::array());
+
+  auto model = lens_models_.find(uri);
+  if (model == lens_models_.end()) {
+    model = lens_models_.emplace(uri, parser::PythonDocument(document->second.text())).first;
+  } else if (model->second.source() != document->second.text()) {
+    model->second.update(document->second.text());
+  }
+  const json status = backend_.status();
+  std::set<int> attached;
+  for (const json& process : status["processes"]) attached.insert(process.value("pid", 0));
+  const auto now = std::chrono::steady_clock::now();
+  json lenses = json::array();
+  std::set<std::string> shown;  // one lens per qualname: on the first definition (a property's getter)
+  for (const parser::Definition& definition : model->second.module().definitions) {
+    if (definition.kind != parser::DefinitionKind::Function && definition.kind != parser::DefinitionKind::Class) continue;
+    const auto times = patched->second.find(definition.qualname);
+      if (times == patched->second.end() || !shown.insert(definition.qualname).second) continue;
+    std::size_t live = 0;
+    auto last = std::chrono::steady_clock::time_point::min();
+    for (const auto& [pid, when] : times->second) {
+      if (!attached.contains(pid)) continue;
+      ++live;
+      last = std::max(last, when);
+    }
+    if (live == 0) continue;
+    const json position = position_to_json({definition.span.start.line, 0});
+    lenses.push_back({{"range", {{"start", position}, {"end", position}}},
+                      {"command", {{"title", lens_title(live, now - last)}, {"command", ""}}}});
+  }
+  return Outcome::ok(lenses);
+}
+
+void LspSession::record_patched(const TicketResult& result) {
+  const auto now = std::chrono::steady_clock::now();
+  bool recorded = false;
+  for (const ProcessOutcome& process : result.processes) {
+    if (process.status != "applied" && process.status != "partial") continue;
+    for (const json& entry : process.result.value("results", json::array())) {
+      const std::string status = entry.value("status", "");
+      if ((status != "updated" && status != "added") || !entry.value("qualname", json()).is_string()) continue;
+      if (entry.contains("file") && entry["file"] != result.file) continue;  // a reload's dependents
+      patched_[normal_path(result.file)][entry["qualname"].get<std::string>()][process.pid] = now;
+      recorded = true;
+    }
+  }
+  if (recorded && code_lens_refresh_ && !code_lens_refresh_sent_) {
+    code_lens_refresh_sent_ = true;
+    request("workspace/codeLens/refresh", nullptr, [this](const json&) { code_lens_refresh_sent_ = false; });
+  }
+}
+
 // --- Results of saves -----------------------------------------------------------------------------
 
 std::string LspSession::uri_for(const std::string& path) const {
@@ -485,6 +563,7 @@ void LspSession::save_completed(const TicketResult& result, const std::string& t
     waiting_.erase(waiting);
   }
   if (state_ != State::Running || closed_) return;
+  record_patched(result);
   const std::string uri = uri_for(result.file);
   PublishedSave& published = published_[result.file];
   published = {result.ticket, save_diagnostics(result, text), nothing_applied(result), nullptr};

@@ -6,6 +6,7 @@
 // daemon's core is reached through LspBackend.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -16,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hotd/parser/python_document.hpp"
 #include "lsp_document.hpp"
 #include "patch_coordinator.hpp"
 #include "python_syntax_check.hpp"
@@ -118,6 +120,9 @@ class LspSession {
   std::optional<Outcome> command_reload_module(const nlohmann::json& id, const nlohmann::json& arguments);
   std::optional<Outcome> command_revert(const nlohmann::json& id, const nlohmann::json& arguments);
   std::optional<Outcome> on_code_action(const nlohmann::json& id, const nlohmann::json& params);
+  std::optional<Outcome> on_code_lens(const nlohmann::json& id, const nlohmann::json& params);
+  // Remembers the definitions a save changed in each process, for the code lenses.
+  void record_patched(const TicketResult& result);
   std::optional<Outcome> command_attach(const nlohmann::json& id, const nlohmann::json& arguments,
                                         const nlohmann::json& work_done_token);
   // Runs `hotd attach`, with `$/progress` on `token` unless it is null.
@@ -143,6 +148,8 @@ class LspSession {
   State state_ = State::Uninitialized;
   bool closed_ = false;
   bool work_done_progress_ = false;  // the editor creates progress tokens (`window.workDoneProgress`)
+  bool code_lens_refresh_ = false;   // the editor takes `workspace/codeLens/refresh`
+  bool code_lens_refresh_sent_ = false;  // one at a time: until the editor answered it
   std::set<std::string> pending_;               // ids (dumped) of requests not yet answered
   std::map<std::int64_t, ResponseHandler> sent_requests_;  // requests hotd sent, by id, until answered
   std::int64_t next_request_id_ = 1;
@@ -152,6 +159,10 @@ class LspSession {
   std::map<std::string, std::string> uri_by_path_;  // so diagnostics use the URI the editor opened
   std::set<std::string> ignored_methods_;           // unsupported notifications already logged
   std::map<std::string, PublishedSave> published_;  // by path as saved
+  // Functions and classes saves updated or added: by normal path, then qualname, then pid -> when.
+  using PatchTimes = std::map<int, std::chrono::steady_clock::time_point>;
+  std::map<std::string, std::map<std::string, PatchTimes>> patched_;
+  std::map<std::string, parser::PythonDocument> lens_models_;  // models of open buffers, by URI
   // CPython errors that arrived before their save completed, by path: (ticket, diagnostic).
   std::map<std::string, std::pair<TicketId, nlohmann::json>> early_python_errors_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // callbacks check it: the session may be gone
