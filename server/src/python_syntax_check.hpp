@@ -16,8 +16,9 @@
 
 namespace hotd::server {
 
-// A text larger than this is not checked (compiling it would hold the worker for too long).
-inline constexpr std::size_t kMaxPythonCheckBytes = 4 * 1024 * 1024;
+// A text larger than this is not checked: compiling takes up to seconds per MiB (more for deeply
+// nested code), holding the worker, and the daemon's exit waits for a compile in progress.
+inline constexpr std::size_t kMaxPythonCheckBytes = 1024 * 1024;
 
 // The exception compile() raised, as Python reports it.
 struct PythonSyntaxError {
@@ -43,6 +44,7 @@ class PythonSyntaxChecker {
 
   PythonSyntaxChecker() = default;
   // Stops the worker after its current check (queued ones are dropped) and finalizes the interpreter.
+  // Compiling cannot be interrupted: this waits for a check in progress (see kMaxPythonCheckBytes).
   ~PythonSyntaxChecker();
   PythonSyntaxChecker(const PythonSyntaxChecker&) = delete;
   PythonSyntaxChecker& operator=(const PythonSyntaxChecker&) = delete;

@@ -91,7 +91,7 @@ TEST_CASE("python check: a NUL byte is Python's ValueError, placed at the byte")
 TEST_CASE("python check: a text over the size limit is refused, not compiled") {
   const auto result = check(std::string(kMaxPythonCheckBytes + 1, '('));
   CHECK_FALSE(result.error);
-  CHECK(result.not_checked == "larger than 4 MiB");
+  CHECK(result.not_checked == "larger than 1 MiB");
 }
 
 TEST_CASE("python check: the text is compiled, never run") {
@@ -104,7 +104,7 @@ TEST_CASE("python check: the text is compiled, never run") {
 TEST_CASE("python check: a queued check of the same file is replaced by the newer one") {
   // The worker is busy with a large file meanwhile, so both checks of b.py are still queued.
   std::promise<void> large_done;
-  checker().check("/tmp/large.py", std::string(3 << 20, '\n') + "x = 1\n",
+  checker().check("/tmp/large.py", std::string(kMaxPythonCheckBytes - 6, '\n') + "x = 1\n",
                   [&](PythonSyntaxCheck, std::string) { large_done.set_value(); });
   std::vector<std::string> checked;
   std::promise<void> newest_done;
