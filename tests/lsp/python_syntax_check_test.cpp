@@ -102,9 +102,11 @@ TEST_CASE("python check: the text is compiled, never run") {
 }
 
 TEST_CASE("python check: a queued check of the same file is replaced by the newer one") {
-  // The worker is busy with a large file meanwhile, so both checks of b.py are still queued.
+  // The worker is busy with a larger file meanwhile, so both checks of b.py are still queued.
+  std::string large;
+  for (int line = 0; line < 20000; ++line) large += "x" + std::to_string(line) + " = " + std::to_string(line) + "\n";
   std::promise<void> large_done;
-  checker().check("/tmp/large.py", std::string(kMaxPythonCheckBytes - 6, '\n') + "x = 1\n",
+  checker().check("/tmp/large.py", large,
                   [&](PythonSyntaxCheck, std::string) { large_done.set_value(); });
   std::vector<std::string> checked;
   std::promise<void> newest_done;
