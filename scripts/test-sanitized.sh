@@ -17,6 +17,7 @@ mkdir -p "$reports"
 # A small quarantine: the fault tests bound the daemon's peak memory.
 export ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:quarantine_size_mb=16"
 export UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1"
+export HOTD_SANITIZED=1  # tests that cannot run under the sanitizers say so and skip (docs/RELIABILITY.md)
 # Not here: conformance (Python only), attach (ptrace into targets; no daemon code), editors, benchmarks,
 # and C++ test programs not among the targets built above (ctest lists them as *_NOT_BUILT).
 status=0

@@ -2,8 +2,10 @@
 
 `hotd run` executes `<python> hotd_run.py (script | -m module) args...` with HOTD_AGENT_LIB and
 HOTD_AGENT_CONFIG in the environment. The program must not notice the difference from a plain run:
-sys.argv, sys.path[0], __file__, the `__main__` module (pickling of its classes, multiprocessing),
-exit status, signals and stdin are those of `python script args`.
+sys.argv, sys.path, __file__, the `__main__` module (pickling of its classes, multiprocessing),
+exit status, signals and stdin are those of `python script args`. Its environment keeps the two
+variables and gets hotd_site first on PYTHONPATH, for the Python interpreters it starts
+(hotd_site/sitecustomize.py).
 """
 
 import os
@@ -11,23 +13,19 @@ import sys
 
 
 def _start_agent():
-    library = os.environ.pop("HOTD_AGENT_LIB", None)
-    config = os.environ.pop("HOTD_AGENT_CONFIG", None)
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "hotd_site"))
+    import hotd_start
+
+    del sys.path[0]
+    library = os.environ.pop(hotd_start.LIBRARY_VARIABLE, None)
+    config = os.environ.pop(hotd_start.CONFIG_VARIABLE, None)
     if not library or not config:
         sys.stderr.write("hotd: the bootstrap was started without an agent; use `hotd run`\n")
         sys.exit(2)
-    import ctypes
-
-    start = ctypes.CDLL(library).hotd_agent_start
-    start.argtypes = [ctypes.c_char_p]
-    config = config.encode("utf-8")
-    if start(config) < 0:
+    if not hotd_start.start_agent(library, config):
         sys.stderr.write("hotd: could not start the agent; the program runs without live patching\n")
         return
-    # A child forked from the program (os.fork, multiprocessing's fork and forkserver methods) has no
-    # agent thread: start its own, so it registers as a process too. Installed now, not when the
-    # agent registers, as the program may fork at once.
-    os.register_at_fork(after_in_child=lambda: start(config))
+    hotd_start.hand_down(library, config)
 
 
 def _wait_for_registration(limit=3.0):

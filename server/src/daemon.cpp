@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -144,6 +145,7 @@ class Daemon : public LspBackend, public WebHost {
         started_(std::chrono::steady_clock::now()) {}
 
   int run() {
+    raise_open_file_limit();
     accept();
     signals_.async_wait([this](const boost::system::error_code& error, int signal) {
       if (!error) {
@@ -159,7 +161,8 @@ class Daemon : public LspBackend, public WebHost {
     std::string error;
     web_ = WebServer::start(io_, *this, {.agent_listen = options_.listen,
                                          .allowed_origins = options_.allowed_origins,
-                                         .info_path = dir_.path + "/web.json"},
+                                         .info_path = dir_.path + "/web.json",
+                                         .max_connections = options_.max_connections},
                             error);
     if (!web_) log_line("web: " + error + " (no WebSocket, /status or TCP agents)");
     io_.run();
@@ -170,6 +173,7 @@ class Daemon : public LspBackend, public WebHost {
 
   void stop() {
     acceptor_.close();
+    accept_retry_.cancel();
     if (web_) web_->stop();
     signals_.cancel();
     watcher_descriptor_.close();
@@ -197,6 +201,7 @@ class Daemon : public LspBackend, public WebHost {
     socklen_t size = sizeof address;
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
     Socket socket(io_, asio::generic::stream_protocol(address.ss_family, IPPROTO_TCP), fd);
+    if (!admit(socket.native_handle(), peer)) return;  // `socket` closes it
     auto connection = std::make_shared<Connection>(*this, std::move(socket), -1, 0, peer);
     connections_.insert(connection);
     connection->start(buffered);
@@ -255,12 +260,47 @@ class Daemon : public LspBackend, public WebHost {
   void attach(int pid, std::function<void(bool, const std::string&)> done) override;
 
  private:
+  // Each connection takes a descriptor, and the soft limit is often 1024: room for --max-connections
+  // and the watcher. Capped, as the daemon's children (the injector) inherit it.
+  static void raise_open_file_limit() {
+    constexpr rlim_t kWanted = 65536;
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= std::min(limit.rlim_max, kWanted)) return;
+    limit.rlim_cur = std::min(limit.rlim_max, kWanted);
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) log_line(std::string("cannot raise the open file limit: ") + std::strerror(errno));
+  }
+
+  // Over --max-connections, a newcomer gets one error message and is closed; everyone else is
+  // served as before. Logged once per episode, not once per refused connection.
+  bool admit(int fd, const std::string& who) {
+    if (connections_.size() < options_.max_connections) {
+      refusing_ = false;
+      return true;
+    }
+    const std::string why = "too many connections (" + std::to_string(options_.max_connections) +
+                            ", hotd serve --max-connections): try again when others have closed";
+    if (!refusing_) log_line("refused " + who + ": " + why);
+    refusing_ = true;
+    const std::string refusal = protocol::frame_message(
+        json{{"jsonrpc", "2.0"}, {"id", nullptr}, {"error", error_object(-32000, why)}}.dump());
+    [[maybe_unused]] const auto ignored = ::send(fd, refusal.data(), refusal.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    return false;
+  }
+
   void accept() {
     acceptor_.async_accept([this](const boost::system::error_code& error, asio::local::stream_protocol::socket socket) {
-      if (error) {
-        if (error != asio::error::operation_aborted) accept();
+      if (error == asio::error::operation_aborted) return;
+      if (error) {  // out of descriptors, typically: wait for some to close rather than spin
+        if (!accept_failing_) log_line("accepting a connection failed: " + error.message() + "; retrying every 100 ms");
+        accept_failing_ = true;
+        accept_retry_.expires_after(std::chrono::milliseconds(100));
+        accept_retry_.async_wait([this](const boost::system::error_code& cancelled) {
+          if (!cancelled) accept();
+        });
         return;
       }
+      if (accept_failing_) log_line("accepting connections again");
+      accept_failing_ = false;
       ucred credentials{};
       socklen_t size = sizeof credentials;
       if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &credentials, &size) != 0 ||
@@ -269,7 +309,7 @@ class Daemon : public LspBackend, public WebHost {
                  std::to_string(credentials.pid) + "): only uid " + std::to_string(::geteuid()) + " may connect");
         boost::system::error_code ignored;
         socket.close(ignored);
-      } else {
+      } else if (admit(socket.native_handle(), "pid " + std::to_string(credentials.pid))) {
         auto connection = std::make_shared<Connection>(
             *this, Socket(io_, asio::generic::stream_protocol(AF_UNIX, 0), socket.release()),
             static_cast<int>(credentials.uid), credentials.pid);
@@ -367,6 +407,28 @@ class Daemon : public LspBackend, public WebHost {
             {"mode", options.poll_seconds > 0 ? "poll" : "inotify"}, {"options", options.to_json()}};
   }
 
+  // Files saved while no daemon was there (or just before the process reported them): what the
+  // process runs is older than the disk. A process that watches the file gets the save it missed;
+  // otherwise the log says how to apply it.
+  void catch_up(AgentId agent, int pid, const std::vector<std::string>& changed) {
+    for (const std::string& path : changed) {
+      if (watched_by(agent, path)) {
+        log_line(path + " changed since process " + std::to_string(pid) + " loaded it: applying the version on disk");
+        file_saved(path);
+      } else {
+        log_line(path + " changed since process " + std::to_string(pid) +
+                 " loaded it; it is not watched: the next save (or `hotd patch`) applies it");
+      }
+    }
+  }
+
+  bool watched_by(AgentId agent, const std::string& path) const {
+    const auto found = watches_.find(agent);
+    if (found == watches_.end()) return false;
+    return std::any_of(found->second.roots.begin(), found->second.roots.end(),
+                       [&](const std::string& root) { return found->second.options.wants(root, path); });
+  }
+
   void file_saved(const std::string& path) {
     if (!coordinator_.knows_file(path)) return;
     const auto text = read_whole_file(path);
@@ -439,6 +501,9 @@ class Daemon : public LspBackend, public WebHost {
   DaemonOptions options_;
   asio::io_context io_;
   asio::local::stream_protocol::acceptor acceptor_;
+  asio::steady_timer accept_retry_{io_};
+  bool accept_failing_ = false;  // since the last accept that succeeded
+  bool refusing_ = false;        // over --max-connections since the last admitted connection
   asio::signal_set signals_;
   DirectoryWatcher watcher_;
   asio::posix::stream_descriptor watcher_descriptor_;
@@ -664,18 +729,20 @@ void Daemon::handle_agent(const std::shared_ptr<Connection>& connection, const j
     connection->agent_pid = info.pid;
     agent_connections_[id] = connection;
     const std::vector<LoadedModule> modules = loaded_modules(*connection, params);
-    coordinator_.modules_loaded(id, modules);
+    const std::vector<std::string> changed = coordinator_.modules_loaded(id, modules);
     const json watching =
         start_watching(id, info.pid, info.watch, WatchOptions::from_json(params.value("watch_options", json::object())));
     log_line("process " + std::to_string(info.pid) + (connection->remote.empty() ? "" : " at " + connection->remote) +
              " registered: python " + info.python_version + ", " + std::to_string(modules.size()) + " module(s)");
     connection->send({{"jsonrpc", "2.0"}, {"id", message.value("id", json())},
                       {"result", {{"agent", id}, {"watching", watching}}}});
+    catch_up(id, info.pid, changed);
     return;
   }
   if (method == "agent/imported") {
     if (!connection->agent) return;
-    coordinator_.modules_loaded(connection->agent, loaded_modules(*connection, params));
+    catch_up(connection->agent, connection->agent_pid,
+             coordinator_.modules_loaded(connection->agent, loaded_modules(*connection, params)));
     return;
   }
   if (method.empty() && message.contains("id") && message["id"].is_number_unsigned()) {
@@ -699,7 +766,9 @@ void Daemon::handle_agent(const std::shared_ptr<Connection>& connection, const j
 std::vector<LoadedModule> Daemon::loaded_modules(const Connection& connection, const json& params) {
   std::vector<LoadedModule> modules;
   for (const json& module : params.value("modules", json::array())) {
-    modules.push_back({module.value("name", ""), connection.path_map.to_local(module.value("file", ""))});
+    std::optional<std::string> source;
+    if (module.contains("source")) source = module["source"].get<std::string>();
+    modules.push_back({module.value("name", ""), connection.path_map.to_local(module.value("file", "")), std::move(source)});
   }
   return modules;
 }

@@ -13,6 +13,8 @@ struct DaemonOptions {
   int patch_timeout_ms = 10000;  // how long a process may take to answer a patch
   std::vector<std::string> listen;           // "ADDR:PORT" endpoints for agents over TCP (`--listen`)
   std::vector<std::string> allowed_origins;  // browser origins allowed on the WebSocket (`--allow-origin`)
+  // Connections at once on the Unix socket plus agents over TCP, and again on the web port (`--max-connections`).
+  std::size_t max_connections = 1024;
 };
 
 // Runs until `hotd stop`, SIGTERM or SIGINT. `listen_fd` is a bound, listening Unix socket;

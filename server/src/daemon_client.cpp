@@ -93,12 +93,15 @@ std::optional<json> DaemonClient::request(const std::string& method, const json&
                                           std::chrono::milliseconds timeout, std::string& error) {
   const int id = next_id_++;
   const std::string framed = protocol::frame_message(json{{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}}.dump());
+  // A daemon that refused the connection (over its limit) said why before closing: when sending
+  // fails, what it said is still read below and reported instead of the broken pipe.
+  std::string send_failure;
   for (std::size_t sent = 0; sent < framed.size();) {
     const ssize_t written = ::send(fd_, framed.data() + sent, framed.size() - sent, MSG_NOSIGNAL);
     if (written < 0) {
       if (errno == EINTR) continue;
-      error = std::string("lost the connection to the daemon: ") + std::strerror(errno);
-      return std::nullopt;
+      send_failure = std::string("lost the connection to the daemon: ") + std::strerror(errno);
+      break;
     }
     sent += static_cast<std::size_t>(written);
   }
@@ -106,7 +109,10 @@ std::optional<json> DaemonClient::request(const std::string& method, const json&
   for (;;) {
     while (auto body = decoder_.next()) {
       json reply = json::parse(*body, nullptr, false);
-      if (reply.is_discarded() || reply.value("id", json()) != json(id)) continue;
+      if (reply.is_discarded()) continue;
+      // An error without an id is about the connection itself (e.g. refused over the limit).
+      const json reply_id = reply.value("id", json());
+      if (reply_id != json(id) && !(reply_id.is_null() && reply.contains("error"))) continue;
       if (reply.contains("error")) {
         error = reply["error"].value("message", "the daemon reported an error");
         return std::nullopt;
@@ -132,7 +138,7 @@ std::optional<json> DaemonClient::request(const std::string& method, const json&
     const ssize_t received = ::recv(fd_, buffer, sizeof buffer, 0);
     if (received < 0 && errno == EINTR) continue;
     if (received <= 0) {
-      error = "the daemon closed the connection before answering " + method;
+      error = send_failure.empty() ? "the daemon closed the connection before answering " + method : send_failure;
       return std::nullopt;
     }
     decoder_.feed(std::string_view(buffer, static_cast<std::size_t>(received)));

@@ -115,7 +115,8 @@ int run_serve(const ServeOptions& options) {
   int holder = 0;
   auto lock = server::InstanceLock::acquire(*dir, holder, error);
   if (!lock) {
-    if (!options.quiet) std::cerr << "hotd serve: " << error << "\n";
+    // Quiet (auto-start) hides only the race another daemon won; any other reason must be seen.
+    if (!options.quiet || !holder) std::cerr << "hotd serve: " << error << "\n";
     return holder ? 3 : kExitUsage;
   }
   const int listen_fd = listen_on(dir->socket(), error);
@@ -126,6 +127,7 @@ int run_serve(const ServeOptions& options) {
   server::DaemonOptions daemon_options;
   daemon_options.patch_timeout_ms = options.patch_timeout_ms;
   daemon_options.allowed_origins = options.allowed_origins;
+  daemon_options.max_connections = options.max_connections;
   for (const std::string& endpoint : options.listen) {
     std::string address;
     unsigned short port = 0;

@@ -1,6 +1,7 @@
 // Commands that talk to the daemon: serve, stop, status, ps, patch, detach, run.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@ struct ServeOptions {
   int patch_timeout_ms = 10000;
   std::vector<std::string> listen;           // --listen ADDR:PORT: agents over TCP
   std::vector<std::string> allowed_origins;  // --allow-origin
+  std::size_t max_connections = 1024;        // --max-connections
 };
 int run_serve(const ServeOptions& options);
 int run_stop();

@@ -317,7 +317,9 @@ void LspSession::on_cancel(const json& params) {
 void LspSession::on_did_open(const json& params) {
   const json& item = field(params, "textDocument");
   const std::string uri = string_field(item, "uri");
-  documents_.insert_or_assign(uri, LspDocument(string_field(item, "text"), integer_field(item, "version")));
+  std::string text = string_field(item, "text");
+  if (!keep_document(uri, text.size())) return;
+  documents_.insert_or_assign(uri, LspDocument(std::move(text), integer_field(item, "version")));
   if (const auto path = uri_to_path(uri)) uri_by_path_[std::filesystem::path(*path).lexically_normal().string()] = uri;
 }
 
@@ -344,7 +346,35 @@ void LspSession::on_did_change(const json& params) {
     }
   }
   updated.set_version(integer_field(identifier, "version"));
+  if (!keep_document(uri, updated.text().size())) return;
   document->second = std::move(updated);
+}
+
+bool LspSession::keep_document(const std::string& uri, std::size_t bytes) {
+  std::size_t others = 0;
+  for (const auto& [open_uri, document] : documents_) {
+    if (open_uri != uri) others += document.text().size();
+  }
+  const bool open = documents_.contains(uri);
+  std::string why;
+  if (!open && documents_.size() >= kMaxOpenDocuments) {
+    why = "more than " + std::to_string(kMaxOpenDocuments) + " documents are open";
+  } else if (others + bytes > kMaxOpenDocumentBytes) {
+    why = "open documents would take more than " + std::to_string(kMaxOpenDocumentBytes >> 20) + " MiB";
+  } else {
+    return true;
+  }
+  documents_.erase(uri);
+  lens_models_.erase(uri);
+  if (!told_document_limit_) {
+    told_document_limit_ = true;
+    const std::string message = "hotd: " + uri.substr(0, 200) + " is not kept: " + why +
+                                "; saving it still patches (hotd uses the saved text). Further buffers over the "
+                                "limit are dropped without a message.";
+    log_(message);
+    notify("window/showMessage", {{"type", kMessageWarning}, {"message", message}});
+  }
+  return false;
 }
 
 void LspSession::on_did_save(const json& params) {
@@ -353,7 +383,9 @@ void LspSession::on_did_save(const json& params) {
   std::optional<std::string> text;
   if (params.contains("text")) {
     text = string_field(params, "text");
-    if (const auto document = documents_.find(uri); document != documents_.end()) document->second.replace_all(*text);
+    if (const auto document = documents_.find(uri); document != documents_.end() && keep_document(uri, text->size())) {
+      document->second.replace_all(*text);
+    }
   } else {
     text = backend_.read_file(path);
     if (!text) throw InvalidParams("cannot read " + path);

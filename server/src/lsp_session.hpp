@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -61,6 +62,11 @@ nlohmann::json save_summary_json(const TicketResult& result);
 
 class LspSession {
  public:
+  // Buffers one editor may keep open in the daemon (docs/SECURITY.md). Past them a buffer is not
+  // kept, and the editor is told once; saving it still patches (with the text, or read from disk).
+  static constexpr std::size_t kMaxOpenDocuments = 1000;
+  static constexpr std::size_t kMaxOpenDocumentBytes = std::size_t{256} << 20;
+
   using Send = std::function<void(const nlohmann::json& message)>;
   using Close = std::function<void()>;
   using Log = std::function<void(const std::string& line)>;
@@ -138,6 +144,9 @@ class LspSession {
   };
   nlohmann::json save_diagnostics(const TicketResult& result, const std::string& text) const;
   void publish_diagnostics(const std::string& uri, const PublishedSave& save);
+  // Whether `uri` may hold `bytes` of text within the limits on open buffers; when not, the buffer
+  // is dropped and the editor told (once per session).
+  bool keep_document(const std::string& uri, std::size_t bytes);
   std::string uri_for(const std::string& path) const;
 
   LspBackend& backend_;
@@ -165,6 +174,7 @@ class LspSession {
   std::map<std::string, parser::PythonDocument> lens_models_;  // models of open buffers, by URI
   // CPython errors that arrived before their save completed, by path: (ticket, diagnostic).
   std::map<std::string, std::pair<TicketId, nlohmann::json>> early_python_errors_;
+  bool told_document_limit_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // callbacks check it: the session may be gone
 };
 

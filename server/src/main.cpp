@@ -138,6 +138,10 @@ int main(int argc, char** argv) {
   serve_command->add_option("--allow-origin", serve.allowed_origins,
                             "Allow WebSocket connections from this browser origin, e.g. http://localhost:8080 (repeatable)")
       ->type_name("ORIGIN");
+  serve_command->add_option("--max-connections", serve.max_connections,
+                            "Connections at once (processes, editors, commands) on the socket, and again on the web port")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
+      ->capture_default_str();
 
   CLI::App* stop_command = app.add_subcommand("stop", "Stop the daemon. Attached processes keep running and reconnect to the next one.");
 

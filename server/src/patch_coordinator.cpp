@@ -71,9 +71,10 @@ std::shared_ptr<const PatchCoordinator::Baseline> PatchCoordinator::intern_basel
   return baseline;
 }
 
-void PatchCoordinator::modules_loaded(AgentId id, const std::vector<LoadedModule>& modules) {
+std::vector<std::string> PatchCoordinator::modules_loaded(AgentId id, const std::vector<LoadedModule>& modules) {
+  std::vector<std::string> changed_on_disk;
   const auto found = agents_.find(id);
-  if (found == agents_.end()) return;
+  if (found == agents_.end()) return changed_on_disk;
   for (const LoadedModule& module : modules) {
     const std::string key = canonical_(module.file);
     ProcessFile& file = found->second.files[key];
@@ -81,13 +82,15 @@ void PatchCoordinator::modules_loaded(AgentId id, const std::vector<LoadedModule
     if (std::find(file.modules.begin(), file.modules.end(), module.name) == file.modules.end()) {
       file.modules.push_back(module.name);
     }
-    if (!file.baseline) {
-      if (const auto source = read_file_(module.file)) {
-        file.baseline = intern_baseline(files_[key], *source);
-        if (history_[key].empty()) record_history(key, module.file, "loaded", *source, 0);
-      }
-    }
+    if (file.baseline) continue;
+    const auto on_disk = read_file_(module.file);
+    const auto& running = module.source ? module.source : on_disk;
+    if (!running) continue;
+    file.baseline = intern_baseline(files_[key], *running);
+    if (history_[key].empty()) record_history(key, module.file, "loaded", *running, 0);
+    if (on_disk && *on_disk != *running) changed_on_disk.push_back(module.file);
   }
+  return changed_on_disk;
 }
 
 void PatchCoordinator::answer(TicketId ticket_id, AgentId agent, ProcessOutcome outcome,
@@ -140,7 +143,9 @@ std::optional<Dispatch> PatchCoordinator::make_dispatch(AgentId agent_id, Agent&
   dispatch.params = {{"file", file.path},
                      {"modules", file.modules},
                      {"save", save_number},
-                     {"plan", protocol::plan_to_json(plan, *after)}};
+                     {"plan", protocol::plan_to_json(plan, *after)},
+                     // The agent keeps it as what it runs, for the next daemon should this one go away.
+                     {"source", save.text}};
   file.in_flight = save_number;
   return dispatch;
 }

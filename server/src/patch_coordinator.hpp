@@ -41,6 +41,9 @@ struct AgentInfo {
 struct LoadedModule {
   std::string name;
   std::string file;  // as the process spells it
+  // The text the process runs, as it reported it; without it (not UTF-8, too large) the file on disk
+  // is taken for it.
+  std::optional<std::string> source;
 };
 
 // A plan to send to one agent as `agent/patch`, or a whole-module reload as `agent/reload`.
@@ -49,7 +52,7 @@ struct Dispatch {
   std::string file;     // as the agent spells it
   std::string key;      // canonical path
   std::uint64_t save = 0;
-  nlohmann::json params;  // {file, modules, save, plan}; no plan for a reload
+  nlohmann::json params;  // {file, modules, save, plan, source}; only {file, modules, save} for a reload
   std::string method = "agent/patch";
 };
 
@@ -92,8 +95,10 @@ class PatchCoordinator {
   AgentId add_agent(AgentInfo info);
   // The process went away: its pending answers complete as "exited".
   std::vector<TicketResult> remove_agent(AgentId agent);
-  // Records modules and reads each new file's baseline from disk.
-  void modules_loaded(AgentId agent, const std::vector<LoadedModule>& modules);
+  // Records modules; a new file's baseline is the text the process reported, else the file on disk.
+  // Returns the files (as the process spells them) whose text on disk differs from what the process
+  // runs: saved while no daemon was there to patch them (or in the moment before the report).
+  std::vector<std::string> modules_loaded(AgentId agent, const std::vector<LoadedModule>& modules);
 
   struct SaveOutcome {
     std::vector<Dispatch> dispatches;

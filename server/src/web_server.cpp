@@ -113,6 +113,9 @@ struct WebServer::Impl : std::enable_shared_from_this<WebServer::Impl> {
   std::deque<Listener> listeners;  // deque: acceptors stay in place while others are added
   std::set<std::weak_ptr<void>, std::owner_less<std::weak_ptr<void>>> websockets;  // closed by stop()
   bool stopped = false;
+  std::size_t open_connections = 0;  // counted by ConnectionSlot
+  bool refusing = false;             // over max_connections since the last admitted one
+  bool accept_failing = false;       // since the last accept that succeeded
 
   bool allowed_origin(std::string_view origin) const {
     if (origin.starts_with("vscode-webview://") || origin.starts_with("vscode-file://")) return true;
@@ -127,12 +130,27 @@ struct WebServer::Impl : std::enable_shared_from_this<WebServer::Impl> {
 
 namespace {
 
+// Holds one of the web server's connections for as long as a request or its WebSocket lives.
+class ConnectionSlot {
+ public:
+  explicit ConnectionSlot(std::shared_ptr<WebServer::Impl> server) : server_(std::move(server)) { ++server_->open_connections; }
+  ConnectionSlot(ConnectionSlot&& other) noexcept = default;
+  ConnectionSlot(const ConnectionSlot&) = delete;
+  ConnectionSlot& operator=(const ConnectionSlot&) = delete;
+  ~ConnectionSlot() {
+    if (server_) --server_->open_connections;
+  }
+
+ private:
+  std::shared_ptr<WebServer::Impl> server_;
+};
+
 // An editor on a WebSocket: each text message is one JSON-RPC message, exactly what an LSP base
 // frame carries on the Unix socket, handed to the same LspSession.
 class WebSocketEditor : public std::enable_shared_from_this<WebSocketEditor> {
  public:
-  WebSocketEditor(std::shared_ptr<WebServer::Impl> server, beast::tcp_stream stream, std::string peer)
-      : server_(std::move(server)), ws_(std::move(stream)), peer_(std::move(peer)) {}
+  WebSocketEditor(std::shared_ptr<WebServer::Impl> server, ConnectionSlot slot, beast::tcp_stream stream, std::string peer)
+      : server_(std::move(server)), slot_(std::move(slot)), ws_(std::move(stream)), peer_(std::move(peer)) {}
 
   void start(http::request<http::empty_body> request) {
     beast::get_lowest_layer(ws_).expires_never();  // the WebSocket has its own timeouts
@@ -220,6 +238,7 @@ class WebSocketEditor : public std::enable_shared_from_this<WebSocketEditor> {
   }
 
   std::shared_ptr<WebServer::Impl> server_;
+  ConnectionSlot slot_;
   websocket::stream<beast::tcp_stream> ws_;
   std::string peer_;
   std::shared_ptr<LspSession> session_;
@@ -235,7 +254,7 @@ class WebSocketEditor : public std::enable_shared_from_this<WebSocketEditor> {
 class HttpRequest : public std::enable_shared_from_this<HttpRequest> {
  public:
   HttpRequest(std::shared_ptr<WebServer::Impl> server, tcp::socket socket, bool agents_only)
-      : server_(std::move(server)), stream_(std::move(socket)), agents_only_(agents_only) {
+      : server_(std::move(server)), slot_(server_), stream_(std::move(socket)), agents_only_(agents_only) {
     boost::system::error_code error;
     const auto remote = beast::get_lowest_layer(stream_).socket().remote_endpoint(error);
     peer_ = error ? "(unknown peer)" : describe(remote);
@@ -276,7 +295,7 @@ class HttpRequest : public std::enable_shared_from_this<HttpRequest> {
     }
     if (path == "/lsp") {
       if (!websocket::is_upgrade(request)) return respond(http::status::upgrade_required, "a WebSocket upgrade");
-      return std::make_shared<WebSocketEditor>(server_, std::move(stream_), peer_)->start(parser_.release());
+      return std::make_shared<WebSocketEditor>(server_, std::move(slot_), std::move(stream_), peer_)->start(parser_.release());
     }
     if (path == "/agent") {
       if (!beast::iequals(request[http::field::upgrade], kAgentUpgrade)) {
@@ -328,6 +347,7 @@ class HttpRequest : public std::enable_shared_from_this<HttpRequest> {
   }
 
   std::shared_ptr<WebServer::Impl> server_;
+  ConnectionSlot slot_;  // handed to the WebSocket on an upgrade
   beast::tcp_stream stream_;
   bool agents_only_;
   std::string peer_;
@@ -341,8 +361,26 @@ void WebServer::Impl::accept(Listener& listener) {
   listener.acceptor.async_accept([self = shared_from_this(), &listener](const boost::system::error_code& error,
                                                                          tcp::socket socket) {
     if (self->stopped) return;
-    if (!error) std::make_shared<HttpRequest>(self, std::move(socket), listener.agents_only)->start();
-    if (error != asio::error::operation_aborted) self->accept(listener);
+    if (!error && self->open_connections >= self->options.max_connections) {
+      if (!self->refusing) self->host.log("web: refused a connection: too many connections (" +
+                                          std::to_string(self->options.max_connections) + ", hotd serve --max-connections)");
+      self->refusing = true;
+    } else if (!error) {
+      self->refusing = false;
+      std::make_shared<HttpRequest>(self, std::move(socket), listener.agents_only)->start();
+    }
+    if (error == asio::error::operation_aborted) return;
+    if (!error) {
+      self->accept_failing = false;
+      return self->accept(listener);
+    }
+    // Out of descriptors, typically: wait for some to close rather than spin.
+    if (!self->accept_failing) self->host.log("web: accepting a connection failed: " + error.message() + "; retrying every 100 ms");
+    self->accept_failing = true;
+    auto retry = std::make_shared<asio::steady_timer>(self->io, std::chrono::milliseconds(100));
+    retry->async_wait([self, retry, &listener](const boost::system::error_code&) {
+      if (!self->stopped) self->accept(listener);
+    });
   });
 }
 

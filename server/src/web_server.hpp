@@ -44,6 +44,8 @@ struct WebOptions {
   // Origins allowed besides `vscode-webview://` and `vscode-file://` ones: exact `scheme://host[:port]`.
   std::vector<std::string> allowed_origins;
   std::string info_path;  // web.json: the ports and the token, mode 0600
+  // HTTP requests and WebSockets open at once, over all ports; a connection over it is closed at once.
+  std::size_t max_connections = 1024;
 };
 
 class WebServer {

@@ -171,6 +171,14 @@ class HotdTestCase(unittest.TestCase):
             return []
         return [process["pid"] for process in json.loads(result.stdout)["processes"]]
 
+    def known_files(self, pid):
+        """{file: [module names]} the daemon knows process `pid` runs."""
+        result = self.hotd("ps", "--json", check=False)
+        for process in json.loads(result.stdout)["processes"] if result.returncode == 0 else []:
+            if process["pid"] == pid:
+                return {entry["file"]: entry["modules"] for entry in process["files"]}
+        return {}
+
     def wait_attached(self, process, files=1):
         def ready():
             listing = self.hotd("ps", "--json", check=False)

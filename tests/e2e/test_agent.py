@@ -1,21 +1,17 @@
 """The agent inside real processes under `hotd run`: which modules it reports to the daemon, and
-processes that fork (os.fork, multiprocessing) getting agents of their own."""
+processes that fork (os.fork, multiprocessing) or start Python interpreters (subprocess,
+multiprocessing's spawn and forkserver methods) getting agents of their own."""
 
 import json
 import os
+import subprocess
+import time
 import unittest
 
-from hotd_testing import HotdTestCase, kill_if_alive, wait_for
+from hotd_testing import PYTHON, HotdTestCase, kill_if_alive, wait_for
 
 
 class ModuleReports(HotdTestCase):
-    def known_files(self, pid):
-        """{file: [module names]} the daemon knows process `pid` runs."""
-        for process in json.loads(self.hotd("ps", "--json").stdout)["processes"]:
-            if process["pid"] == pid:
-                return {entry["file"]: entry["modules"] for entry in process["files"]}
-        return {}
-
     def wait_known(self, process, path, modules):
         wait_for(lambda: sorted(self.known_files(process.pid).get(path, [])) == sorted(modules),
                  message="the daemon to know %s as %s in %d (it knows %r)" % (path, modules, process.pid,
@@ -91,7 +87,9 @@ def say(line):
 def work(index, parent):
     # Ends with its parent (a test killing it), or after a minute at most: never left behind.
     for _ in range(1200):
-        if os.getppid() != parent:
+        try:
+            os.kill(parent, 0)  # forkserver workers are not the parent's children
+        except ProcessLookupError:
             return
         say("worker %d pid %d says %s" % (index, os.getpid(), behaviour()))
         time.sleep(0.05)
@@ -132,8 +130,9 @@ class Forking(HotdTestCase):
         workers = [int(pid) for pid in started.split()[3:]]
         for pid in workers:
             self.addCleanup(kill_if_alive, pid)
-        wait_for(lambda: set(workers + [process.pid]) <= set(self.attached_pids()),
-                 message="the parent and its 3 workers in `hotd ps` (it lists %r)" % self.attached_pids())
+        wait_for(lambda: all(app in self.known_files(pid) for pid in workers + [process.pid]),
+                 message="the parent and its 3 workers in `hotd ps`, running %s (it lists %r)"
+                         % (app, self.attached_pids()))
         listing = self.hotd("ps").stdout
         for pid in workers + [process.pid]:
             self.assertIn("%d " % pid, listing)
@@ -145,6 +144,14 @@ class Forking(HotdTestCase):
 
     def test_multiprocessing_fork_workers_get_their_own_agents(self):
         self.workers_follow_one_save("fork")
+
+    def test_multiprocessing_spawn_workers_get_their_own_agents(self):
+        # New interpreters: hotd_site's sitecustomize starts their agents; __main__ is re-run as __mp_main__.
+        self.workers_follow_one_save("spawn")
+
+    def test_multiprocessing_forkserver_workers_get_their_own_agents(self):
+        # The server is a new interpreter, its workers are forked from it.
+        self.workers_follow_one_save("forkserver")
 
     def test_forked_child_outlives_its_parent(self):
         app = self.write("fork.py", FORK_APP)
@@ -167,6 +174,162 @@ class Forking(HotdTestCase):
         self.write("fork.py", FORK_APP.replace("return 1", "return 3"))
         self.assertIn("pid %d: applied" % child, self.hotd("patch", app).stdout)
         self.wait_output(process, "child %d value=3" % child)
+
+
+CHILD_APP = """\
+import os, sys, time
+
+def value():
+    return 1
+
+parent = int(sys.argv[1])
+for _ in range(1200):  # ends with its parent, or after a minute at most
+    try:
+        os.kill(parent, 0)
+    except ProcessLookupError:
+        break
+    sys.stdout.write("child %d value=%s\\n" % (os.getpid(), value()))  # one write per line
+    sys.stdout.flush()
+    time.sleep(0.05)
+"""
+
+STARTER_APP = """\
+import os, subprocess, sys, time
+
+CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "child.py")
+RUN_PATH_LATER = "import pkgutil, runpy, sys, time; time.sleep(0.5); del sys.argv[0]; runpy.run_path(sys.argv[0], run_name='__main__')"
+ENVIRONMENTS = {"spawn": None, "spawn-empty-env": {}, "spawn-pythonpath-only": {"PYTHONPATH": os.environ["PYTHONPATH"]}}
+
+def say(line):
+    sys.stdout.write(line + "\\n")
+    sys.stdout.flush()
+
+def stay_forked(parent):
+    for _ in range(1200):
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            break
+        say("forked %d" % os.getpid())
+        time.sleep(0.05)
+    os._exit(0)
+
+say("ready")
+for line in sys.stdin:
+    how = line.strip()
+    if how == "fork":
+        child = os.fork()
+        if child == 0:
+            stay_forked(os.getppid())
+    elif how == "run-path-later":
+        child = subprocess.Popen([sys.executable, "-c", RUN_PATH_LATER, CHILD, str(os.getpid())]).pid
+    else:
+        child = subprocess.Popen([sys.executable, CHILD, str(os.getpid())], env=ENVIRONMENTS[how]).pid
+    say("started %s %d" % (how, child))
+"""
+
+VIEW_APP = """\
+import builtins, json, os, subprocess, sys, time
+
+# What a plain run would show too: hotd's sitecustomize hides itself and runs the one it hides.
+view = {"path": sys.path, "sitecustomize": getattr(sys.modules.get("sitecustomize"), "__file__", None),
+        "user_site": getattr(builtins, "USER_SITE", None)}
+sys.stdout.write("view %d %s\\n" % (os.getpid(), json.dumps(view)))
+sys.stdout.flush()
+if sys.argv[1:] == []:
+    subprocess.Popen([sys.executable, __file__, str(os.getpid())])
+    sys.stdin.readline()
+elif sys.argv[1] != "once":
+    for _ in range(1200):  # a child: lives as long as its parent, a minute at most
+        try:
+            os.kill(int(sys.argv[1]), 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+"""
+
+
+class NewInterpreters(HotdTestCase):
+    def start_starter(self):
+        self.write("child.py", CHILD_APP)
+        process = self.start(self.write("starter.py", STARTER_APP), options=["--no-watch"])
+        self.wait_output(process, "ready")
+        return process
+
+    def start_child(self, process, how):
+        """Asks the program to start a child; returns its pid once it runs."""
+        announcement = "started %s " % how
+        earlier = self.output(process).count(announcement)
+        process.stdin.write(how.encode() + b"\n")
+        process.stdin.flush()
+        wait_for(lambda: self.output(process).count(announcement) > earlier, message="the program to start a child")
+        pid = int(self.output(process).split(announcement)[-1].split()[0])
+        self.addCleanup(kill_if_alive, pid)
+        self.wait_output(process, ("forked %d" if how == "fork" else "child %d value=") % pid)
+        return pid
+
+    def test_python_subprocess_gets_its_own_agent(self):
+        process = self.start_starter()
+        child = self.start_child(process, "spawn")
+        path = os.path.join(self.work, "child.py")
+        wait_for(lambda: path in self.known_files(child), message="the child to report child.py")
+        self.write("child.py", CHILD_APP.replace("return 1", "return 2"))
+        self.assertIn("pid %d: applied" % child, self.hotd("patch", path).stdout)
+        self.wait_output(process, "child %d value=2" % child)
+
+    def test_child_that_runs_its_script_after_registering_reports_it(self):
+        # As multiprocessing's spawned children do (`__mp_main__`) when their parent is slow: __main__
+        # gets a file after the agent registered, and nothing is imported then (pkgutil, which
+        # run_path imports, is imported first) to make the agent look again.
+        process = self.start_starter()
+        child = self.start_child(process, "run-path-later")
+        path = os.path.join(self.work, "child.py")
+        wait_for(lambda: path in self.known_files(child), message="the child to report child.py")
+
+    def test_child_with_a_cleaned_environment_gets_no_agent(self):
+        process = self.start_starter()
+        inheriting = self.start_child(process, "spawn")
+        cleaned = [self.start_child(process, how) for how in ("spawn-empty-env", "spawn-pythonpath-only")]
+        wait_for(lambda: inheriting in self.attached_pids(), message="the child that inherits the environment to register")
+        time.sleep(0.5)
+        self.assertFalse(set(cleaned) & set(self.attached_pids()))
+
+    def test_detached_process_starts_no_agents(self):
+        process = self.start_starter()
+        self.wait_attached(process)
+        before = [self.start_child(process, how) for how in ("fork", "spawn")]
+        wait_for(lambda: set(before) <= set(self.attached_pids()), message="children started before the detach to register")
+        self.hotd("detach", str(process.pid))
+        wait_for(lambda: process.pid not in self.attached_pids(), message="the program to leave `hotd ps`")
+        after = [self.start_child(process, how) for how in ("fork", "spawn")]
+        time.sleep(1.0)
+        self.assertFalse(set(after) & set(self.attached_pids()))
+        self.assertTrue(set(before) <= set(self.attached_pids()))
+
+    def children_see_a_plain_run(self):
+        app = self.write("view.py", VIEW_APP)
+        plain = subprocess.run([PYTHON, app, "once"], env=self.env, capture_output=True, text=True, timeout=30)
+        self.assertEqual(plain.stderr, "")
+        expected = json.loads(plain.stdout.split(" ", 2)[2])
+        process = self.start(app, options=["--no-watch"])
+        wait_for(lambda: self.output(process).count("view ") == 2, message="the program and its child to print their views")
+        views = {int(line.split()[1]): json.loads(line.split(" ", 2)[2]) for line in self.output(process).splitlines()}
+        [child] = set(views) - {process.pid}
+        self.addCleanup(kill_if_alive, child)
+        self.assertEqual(views[process.pid], expected)
+        self.assertEqual(views[child], expected)
+        wait_for(lambda: child in self.attached_pids(), message="the child to register")
+        self.assertEqual(self.errors(process), "")
+        return expected
+
+    def test_child_runs_the_sitecustomize_hotd_hides(self):
+        # Debian's python3 has one (apport's hook); hotd's sitecustomize runs it in children.
+        self.children_see_a_plain_run()
+
+    def test_sitecustomize_of_the_user_runs_in_program_and_children(self):
+        user = self.write("user/sitecustomize.py", "import builtins\nbuiltins.USER_SITE = __file__\n")
+        self.env["PYTHONPATH"] = os.path.dirname(user)
+        self.assertEqual(self.children_see_a_plain_run()["user_site"], user)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ class Point:
 line = sys.stdin.readline().strip()
 print(json.dumps({
     "argv": sys.argv,
-    "path0": sys.path[0],
+    "path": sys.path,
+    "environ": dict(os.environ),
     "file": __file__,
     "name": __name__,
     "main_is_module": sys.modules["__main__"] is sys.modules[__name__],
@@ -32,20 +33,47 @@ sys.exit(int(sys.argv[-1]) if sys.argv[-1].isdigit() else 0)
 """
 
 
+# hotd_start.hand_down: what the environment of a program under `hotd run` has more than a plain run's.
+SITE_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "runtime", "python", "hotd_site"))
+
+
 class RunLikePython(HotdTestCase):
     def run_both(self, args, cwd, stdin="hello\n"):
-        plain = subprocess.run([PYTHON] + args, cwd=cwd, input=stdin, capture_output=True, text=True, timeout=30)
+        plain = subprocess.run([PYTHON] + args, cwd=cwd, input=stdin, capture_output=True, text=True, timeout=30,
+                               env=self.env)
         under = subprocess.run([HOTD, "run", "--python", PYTHON] + args, cwd=cwd, input=stdin, capture_output=True,
                                text=True, timeout=30, env=self.env)
         return plain, under
+
+    def assertSameView(self, under, plain):
+        """Equal, but for the environment the program's Python children inherit from hotd."""
+        under, plain = json.loads(under.stdout), json.loads(plain.stdout)
+        environ = under.pop("environ")
+        user_path = self.env.get("PYTHONPATH")
+        self.assertEqual(environ.pop("PYTHONPATH"), SITE_DIR + os.pathsep + user_path if user_path else SITE_DIR)
+        self.assertEqual(sorted(set(environ) - set(plain["environ"])), ["HOTD_AGENT_CONFIG", "HOTD_AGENT_LIB"])
+        for name in ("HOTD_AGENT_CONFIG", "HOTD_AGENT_LIB"):
+            del environ[name]
+        plain["environ"].pop("PYTHONPATH", None)
+        self.assertEqual(environ, plain.pop("environ"))
+        self.assertEqual(under, plain)
 
     def test_script_sees_what_a_plain_run_sees(self):
         self.write("pkg/probe.py", PROBE)
         plain, under = self.run_both(["pkg/probe.py", "a b", "--flag", "3"], cwd=self.work)
         self.assertEqual(plain.returncode, 3, plain.stderr)
         self.assertEqual(under.returncode, 3, under.stderr)
-        self.assertEqual(json.loads(under.stdout), json.loads(plain.stdout))
+        self.assertSameView(under, plain)
         self.assertEqual(under.stderr, "")
+
+    def test_pythonpath_of_the_user_is_kept(self):
+        # sys.path as in a plain run; PYTHONPATH in the environment has hotd_site before the user's.
+        self.write("pkg/probe.py", PROBE)
+        self.env["PYTHONPATH"] = os.pathsep.join([os.path.join(self.work, "lib"), "/nonexistent"])
+        plain, under = self.run_both(["pkg/probe.py", "x", "0"], cwd=self.work)
+        self.assertEqual(under.returncode, 0, under.stderr)
+        self.assertIn(os.path.join(self.work, "lib"), json.loads(under.stdout)["path"])
+        self.assertSameView(under, plain)
 
     def test_module_run_sees_what_python_m_sees(self):
         self.write("pkg/__init__.py", "")
@@ -53,7 +81,7 @@ class RunLikePython(HotdTestCase):
         plain, under = self.run_both(["-m", "pkg.probe", "x", "0"], cwd=self.work)
         self.assertEqual(plain.returncode, 0, plain.stderr)
         self.assertEqual(under.returncode, 0, under.stderr)
-        self.assertEqual(json.loads(under.stdout), json.loads(plain.stdout))
+        self.assertSameView(under, plain)
 
     def test_uncaught_exception_prints_the_programs_traceback_only(self):
         script = self.write("boom.py", "def f():\n    raise ValueError('boom')\n\nf()\n")

@@ -12,9 +12,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
-#include <random>
 #include <string>
 #include <vector>
+
+#include "frame_streams.hpp"
 
 extern "C" {
 #include "agent_frame.h"
@@ -38,9 +39,9 @@ struct Decoded {
 Decoded decode(const std::string& stream, std::uint32_t split_seed, char slack) {
   struct buffer input = {};
   Decoded decoded;
-  std::minstd_rand random(split_seed);
+  hotd::fuzz::ReadSplitter reads(split_seed);
   for (std::size_t at = 0; at < stream.size() && !decoded.failed;) {
-    const std::size_t read = split_seed == 0 ? stream.size() : std::min<std::size_t>(1 + random() % 64, stream.size() - at);
+    const std::size_t read = reads.next(stream.size() - at);
     if (buffer_append(&input, stream.data() + at, read) != 0) fail("out of memory");
     at += read;
     std::memset(input.data + input.size, slack, input.capacity - input.size);
@@ -66,16 +67,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::uint32_t split_seed = input.ConsumeIntegral<std::uint32_t>() | 1;
   const bool well_framed = input.ConsumeBool();
 
-  std::string stream;
   std::vector<std::string> sent;
-  if (well_framed) {
-    while (input.remaining_bytes() > 0) {
-      sent.push_back(input.ConsumeRandomLengthString(8192));
-      stream += "Content-Length: " + std::to_string(sent.back().size()) + "\r\n\r\n" + sent.back();
-    }
-  } else {
-    stream = input.ConsumeRemainingBytesAsString();
-  }
+  const std::string stream = hotd::fuzz::frame_stream(input, well_framed, sent);
 
   const Decoded whole = decode(stream, 0, ' ');
   if (decode(stream, split_seed, '9') != whole) {

@@ -11,10 +11,10 @@
 #include <cstdint>
 #include <cstdlib>
 #include <iostream>
-#include <random>
 #include <string>
 #include <vector>
 
+#include "frame_streams.hpp"
 #include "hotd/protocol/framing.hpp"
 
 namespace {
@@ -36,10 +36,10 @@ struct Decoded {
 Decoded decode(const std::string& stream, std::size_t limit, std::uint32_t split_seed) {
   FrameDecoder decoder(limit);
   Decoded decoded;
-  std::minstd_rand random(split_seed);
+  hotd::fuzz::ReadSplitter reads(split_seed);
   std::size_t largest_read = 0;
   for (std::size_t at = 0; at < stream.size();) {
-    const std::size_t read = split_seed == 0 ? stream.size() : std::min<std::size_t>(1 + random() % 64, stream.size() - at);
+    const std::size_t read = reads.next(stream.size() - at);
     largest_read = std::max(largest_read, read);
     decoder.feed(std::string_view(stream).substr(at, read));
     at += read;
@@ -60,16 +60,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::uint32_t split_seed = input.ConsumeIntegral<std::uint32_t>() | 1;
   const bool well_framed = input.ConsumeBool();
 
-  std::string stream;
   std::vector<std::string> sent;
-  if (well_framed) {
-    while (input.remaining_bytes() > 0) {
-      sent.push_back(input.ConsumeRandomLengthString(8192));
-      stream += hotd::protocol::frame_message(sent.back());
-    }
-  } else {
-    stream = input.ConsumeRemainingBytesAsString();
-  }
+  const std::string stream = hotd::fuzz::frame_stream(input, well_framed, sent);
 
   const Decoded whole = decode(stream, limit, 0);
   if (decode(stream, limit, split_seed) != whole) fail("the result depends on how the stream is split");

@@ -7,7 +7,7 @@ import os
 import socket
 import unittest
 
-from lsp_testing import HotdTestCase, LspConnection, frame, socket_connection
+from lsp_testing import HotdTestCase, LspConnection, frame, socket_connection, uri
 
 INIT = frame({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": {"capabilities": {}}})
 PROBE = frame({"jsonrpc": "2.0", "id": "probe", "method": "shutdown"})
@@ -266,6 +266,44 @@ class Robustness(HotdTestCase):
         other = socket_connection(self.runtime)
         self.assertIn("result", other.initialize())
 
+    def test_buffers_over_the_limits_are_not_kept_and_their_saves_still_patch(self):
+        editor = socket_connection(self.runtime)
+        editor.initialize()
+
+        def open_document(name, text):
+            editor.notify("textDocument/didOpen", {"textDocument": {
+                "uri": uri(os.path.join(self.work, name)), "languageId": "python", "version": 1, "text": text}})
+
+        for index in range(1000):
+            open_document("m%d.py" % index, "X = %d\n" % index)
+        open_document("one_too_many.py", "X = 0\n")
+        warning = editor.notification("window/showMessage")
+        self.assertIn("one_too_many.py is not kept: more than 1000 documents are open", warning["message"])
+        open_document("another.py", "X = 0\n")  # refused silently: told once
+        last = os.path.join(self.work, "one_too_many.py")
+        editor.notify("textDocument/didSave", {"textDocument": {"uri": uri(last)}, "text": "X = 1\n"})
+        self.assertEqual(editor.notification("hotd/patched")["uri"], uri(last))
+        self.assertFalse(self.change_kept(editor, "another.py"))
+        self.assertTrue(self.change_kept(editor, "m0.py"))
+        for index in range(1000):
+            editor.notify("textDocument/didClose", {"textDocument": {"uri": uri(os.path.join(self.work, "m%d.py" % index))}})
+
+        big = "#" * (60 << 20) + "\n"  # 4 of these fit in 256 MiB, not 5
+        for index in range(5):
+            open_document("big%d.py" % index, big)
+        self.assertFalse(self.change_kept(editor, "big4.py"))
+        self.assertTrue(self.change_kept(editor, "big3.py"))
+        self.assertEqual(self.daemon_log().count("is not kept"), 1)
+        editor.sock.close()
+
+    def change_kept(self, editor, name):
+        """Whether the daemon applied a change to the buffer (it logs a change to one it did not keep)."""
+        refused = "change of a document that is not open: " + uri(os.path.join(self.work, name))
+        before = self.daemon_log().count(refused)
+        editor.notify("textDocument/didChange", {"textDocument": {"uri": uri(os.path.join(self.work, name)), "version": 2},
+                                                 "contentChanges": [{"text": "X = 2\n"}]})
+        editor.call("workspace/executeCommand", {"command": "hotd.listProcesses"})  # handled after the change
+        return self.daemon_log().count(refused) == before
 
 if __name__ == "__main__":
     unittest.main()

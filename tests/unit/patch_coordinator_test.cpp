@@ -230,3 +230,29 @@ TEST_CASE("history: what the processes loaded, each save and its outcome; revert
   CHECK(disk.coordinator.history("/other.py").empty());
   CHECK_FALSE(disk.coordinator.previous_version("/other.py", why));
 }
+
+TEST_CASE("the text a process reports is its baseline, and a file changed on disk since is named") {
+  Disk disk;
+  disk.files["/app.py"] = version(2);  // saved while no daemon ran; the process still runs version 1
+  disk.files["/same.py"] = version(7);
+  const AgentId agent = disk.coordinator.add_agent(AgentInfo{100});
+  const auto changed = disk.coordinator.modules_loaded(
+      agent, {{"app", "/app.py", version(1)}, {"same", "/same.py", version(7)}, {"unreported", "/same.py"}});
+  CHECK(changed == std::vector<std::string>{"/app.py"});
+  auto outcome = disk.coordinator.save("/app.py", version(2));
+  REQUIRE(outcome.dispatches.size() == 1);  // diffed against version 1, not "unchanged"
+  CHECK(first_op(outcome.dispatches[0]) == "update");
+  CHECK(outcome.dispatches[0].params["source"] == version(2));  // the agent keeps what it then runs
+  CHECK(disk.coordinator.history("/app.py").front().text->find("return 1") != std::string::npos);
+}
+
+TEST_CASE("without a reported text the baseline is read from disk") {
+  Disk disk;
+  disk.files["/app.py"] = version(1);
+  const AgentId agent = disk.coordinator.add_agent(AgentInfo{100});
+  CHECK(disk.coordinator.modules_loaded(agent, {{"app", "/app.py"}}).empty());
+  auto outcome = disk.coordinator.save("/app.py", version(1));
+  CHECK(outcome.dispatches.empty());
+  REQUIRE(outcome.completed.size() == 1);
+  CHECK(outcome.completed[0].processes[0].status == "unchanged");
+}

@@ -138,6 +138,32 @@ class AllowedOrigins(WebTestCase):
         self.assertEqual(refused.exception.status, 403)
 
 
+class ConnectionLimit(WebTestCase):
+    serve_options = ("--max-connections", "2")
+
+    def test_connections_over_the_limit_are_closed_and_served_again_once_others_close(self):
+        editor = self.websocket(self.bearer)
+        idle = socket.create_connection(("127.0.0.1", self.port))  # accepted before the next: a backlog is in order
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as refused:
+            refused.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+            try:
+                answer = refused.recv(65536)
+            except ConnectionResetError:  # closed with the request unread
+                answer = b""
+            self.assertEqual(answer, b"")  # closed without an answer
+        wait_for(lambda: "web: refused a connection: too many connections (2" in self.daemon_log(),
+                 message="the refusal in the log")
+        idle.close()
+        wait_for(lambda: self.status_answered(), message="a slot to free up")
+        editor.close()
+
+    def status_answered(self):
+        try:
+            return http_get(self.port, "/status", self.bearer)[0] == 200
+        except (OSError, IndexError, ValueError):  # refused: closed without a status line
+            return False
+
+
 class AgentPort(WebTestCase):
     serve_options = ("--listen", "127.0.0.1:0")
 

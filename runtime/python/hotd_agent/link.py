@@ -22,14 +22,24 @@ drain_again = False
 # is still searching the path (stat releases the GIL), before the module exists. Names stay awaited
 # until their module is in sys.modules, or until no import happened for this long (a failed import).
 AWAIT_IMPORT_SECONDS = 2.0
-# `hotd run`'s bootstrap is `__main__` until it hands over to the program (runpy keeps the module
-# object and changes its __file__): the program's __main__ is awaited like an import.
+# Sources travel with the modules reported to the daemon; a message stays far below the daemon's
+# 64 MiB cap, and a larger program is reported over several messages.
+MAX_SOURCE_BYTES = 8 << 20
+MAX_REPORT_BYTES = 16 << 20
+# Under `hotd run`, the program's __main__ is awaited like an import: the bootstrap is `__main__` until
+# it hands over to the program (runpy keeps the module object and changes its __file__), and in a
+# child interpreter __main__ gets its file after the agent started (multiprocessing's spawned children
+# replace it with `__mp_main__`).
 _BOOTSTRAP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hotd_run.py")
 
 _settings = {}
 _config_for_children = [b""]  # the starter's config lines, to start an agent in a forked child
 _fork_hook_installed = [False]
 _reported_files = {}  # file path -> module names already reported to the daemon
+# file path -> the text this process runs (str): read when the module was first reported, replaced by
+# each save applied and each reload. Kept across daemon restarts (and inherited by forked children),
+# so that a new daemon diffs the next save against what runs, not against what is on disk by then.
+_running_sources = {}
 _next_request_id = [1]
 _import_signal = []  # the meta path entry, once installed
 _awaited_imports = {}  # module name -> True, while its import may still be running
@@ -76,11 +86,25 @@ def _is_user_file(path):
     return not path.startswith(_excluded_prefixes[0])
 
 
+def _read_source(path):
+    """The file's text, or None when it cannot be read, is not UTF-8 (JSON carries text only) or is
+    too large to send; the daemon then reads the file itself."""
+    try:
+        with open(path, "rb") as source:
+            data = source.read(MAX_SOURCE_BYTES + 1)
+        return data.decode("utf-8") if len(data) <= MAX_SOURCE_BYTES else None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def _new_user_modules():
-    """Modules loaded from the user's .py files that the daemon has not heard of yet."""
+    """Modules loaded from the user's .py files that the daemon has not heard of yet, each with the
+    text the process runs. Stops at MAX_REPORT_BYTES of text and asks for another drain."""
+    global drain_again
     if not _excluded_prefixes:
         _excluded_prefixes.append(_compute_excluded_prefixes())
     found = []
+    budget = MAX_REPORT_BYTES
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
         if not isinstance(path, str):
@@ -89,16 +113,28 @@ def _new_user_modules():
         if not _is_user_file(path):
             continue
         names = _reported_files.setdefault(path, [])
-        if name not in names:
-            names.append(name)
-            found.append({"name": name, "file": path})
+        if name in names:
+            continue
+        if budget <= 0:
+            drain_again = True  # the rest goes in the next message
+            break
+        names.append(name)
+        if path not in _running_sources:
+            _running_sources[path] = _read_source(path)
+        entry = {"name": name, "file": path}
+        if _running_sources[path] is not None:
+            entry["source"] = _running_sources[path]
+            budget -= len(entry["source"])
+        found.append(entry)
     return found
 
 
 def _imported(name):
     module = sys.modules.get(name)
+    if name != "__main__":
+        return module is not None
     path = getattr(module, "__file__", None)
-    return module is not None and not (isinstance(path, str) and os.path.abspath(path) == _BOOTSTRAP)
+    return isinstance(path, str) and os.path.abspath(path) != _BOOTSTRAP
 
 
 def _settle_awaited_imports():
@@ -134,8 +170,8 @@ class _ImportSignal(object):
 
 def _start_agent_in_forked_child():
     """After os.fork in an attached process: the agent thread did not survive, and the native half
-    forgot it. Start a new one, so that the child registers as a process of its own (`hotd run`'s
-    bootstrap has its own hook, installed before the first fork can happen). Never raises: a child
+    forgot it. Start a new one, so that the child registers as a process of its own (under `hotd run`,
+    hotd_site/hotd_start.py installs the hook before the first fork can happen). Never raises: a child
     without an agent still runs, without live patching."""
     library = _setting("library")
     if stop_requested or not library:
@@ -241,7 +277,7 @@ def _print_events(path, modules, outcome):
     if verbosity == "quiet" or _setting("launcher") != "run":
         return
     module_name = modules[0].__name__ if modules else os.path.basename(path)
-    if module_name == "__main__":
+    if module_name in ("__main__", "__mp_main__"):
         module_name = os.path.splitext(os.path.basename(path))[0]
     lines = []
     for result in outcome.get("results", []):
@@ -263,6 +299,14 @@ def _print_events(path, modules, outcome):
         sys.stderr.flush()
 
 
+def _something_applied(outcome):
+    """The daemon's rule (patch_coordinator.cpp, nothing_applied) for when a save becomes the baseline."""
+    if outcome.get("error") is not None:
+        return False
+    results = outcome.get("results") or []
+    return not results or any(result.get("status") != "failed" for result in results)
+
+
 def _patch(params):
     from . import patcher
 
@@ -274,6 +318,8 @@ def _patch(params):
     started = time.perf_counter()
     outcome = patcher.apply_plan(params["plan"], path, modules)
     outcome.setdefault("elapsed_ms", (time.perf_counter() - started) * 1000.0)
+    if "source" in params and _something_applied(outcome):
+        _running_sources[path] = params["source"]
     _print_events(path, modules, outcome)
     return outcome
 
@@ -288,7 +334,10 @@ def _reload(params):
         return {"ok": False, "elapsed_ms": 0.0, "results": [], "error": "no module of this process runs " + path}
     user_modules = {file: _modules_for(file, names) for file, names in _reported_files.items()}
     user_modules[path] = modules
-    outcome = reloader.reload(path, user_modules)
+    executed = {}
+    outcome = reloader.reload(path, user_modules, executed)
+    for file in outcome["files"]:
+        _running_sources[file] = executed.get(file)
     _print_events(path, modules, outcome)
     return outcome
 
@@ -312,6 +361,13 @@ def _announce_watching(watching):
     sys.stderr.flush()
 
 
+def _forget_children():
+    """After a detach, Python interpreters this process starts get no agent: the variables of
+    hotd_start.hand_down go (forked children check stop_requested)."""
+    os.environ.pop("HOTD_AGENT_LIB", None)
+    os.environ.pop("HOTD_AGENT_CONFIG", None)
+
+
 def handle(body):
     global stop_requested
     try:
@@ -332,6 +388,7 @@ def handle(body):
             return _reply(request_id, {"pid": os.getpid()})
         if method == "agent/detach":
             stop_requested = True
+            _forget_children()
             return _reply(request_id, {"detached": True})
     except Exception as error:  # the daemon gets the error; the target process carries on
         import traceback

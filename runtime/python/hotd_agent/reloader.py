@@ -33,11 +33,12 @@ from .patcher import _error_dict, _finish, _result, _SwapBatch, _transplant, _tr
 _DRIVER_STATEMENTS = (ast.For, ast.While, ast.AsyncFor)
 
 
-def reload(path, user_modules):
+def reload(path, user_modules, executed):
     """Re-execute the module(s) loaded from `path` and the user modules that import names from them.
 
     `user_modules` maps each user file to the module objects loaded from it. Returns the result of
-    docs/PATCHING.md plus `files`: the files that were re-executed (the daemon's new baselines)."""
+    docs/PATCHING.md plus `files`: the files that were re-executed (the daemon's new baselines).
+    Fills `executed` with the text each re-executed file had (None when it is not UTF-8)."""
     start = time.perf_counter()
     order = _reload_order(path, user_modules)
     results = []
@@ -49,7 +50,7 @@ def reload(path, user_modules):
                 result = _module_result(module, file, "skipped", "not reloaded: %s failed" % failed)
                 results.append(result)
                 continue
-            module_results = _reload_module(module, file)
+            module_results = _reload_module(module, file, executed)
             results.extend(module_results)
             if module_results[0]["status"] == "failed":
                 failed = module.__name__
@@ -125,7 +126,7 @@ def _is_main(modules):
 
 def _code_to_run(module, file):
     """The module's code from disk; for `__main__`, without the main block and driver statements.
-    Returns (code, number of statements left out, line of each class by name)."""
+    Returns (code, number of statements left out, line of each class by name, the text as str or None)."""
     with open(file, "rb") as source:
         text = source.read()
     tree = ast.parse(text, file)
@@ -138,7 +139,11 @@ def _code_to_run(module, file):
         kept = [node for node in tree.body if not _is_driver(node)]
         left_out = len(tree.body) - len(kept)
         tree.body = kept
-    return compile(tree, file, "exec", dont_inherit=True), left_out, class_lines
+    try:
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError:
+        decoded = None
+    return compile(tree, file, "exec", dont_inherit=True), left_out, class_lines, decoded
 
 
 def _is_driver(node):
@@ -161,13 +166,13 @@ def _literal(node):
     return None
 
 
-def _reload_module(module, file):
+def _reload_module(module, file, executed):
     """Returns this module's results, the module's own first."""
     summary = _module_result(module, file, "reloaded")
     namespace = vars(module)
     before = dict(namespace)
     try:
-        code, left_out, class_lines = _code_to_run(module, file)
+        code, left_out, class_lines, text = _code_to_run(module, file)
         exec(code, namespace)
     except BaseException as error:  # SyntaxError, or the module's code raised: put the old dict back
         namespace.clear()
@@ -177,6 +182,7 @@ def _reload_module(module, file):
             module.__name__, type(error).__name__, error)
         summary["error"] = _error_dict(error)
         return [summary]
+    executed[file] = text
     swaps = _SwapBatch()
     results = []
     class_pairs = []
