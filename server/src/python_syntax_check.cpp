@@ -4,7 +4,8 @@
 #include "python_syntax_check.hpp"
 
 #include <algorithm>
-#include <cstring>
+#include <tuple>
+#include <utility>
 
 namespace hotd::server {
 
@@ -72,7 +73,8 @@ std::uint32_t positive_attribute(PyObject* object, const char* name) {
 // ValueError that has no position.
 std::pair<std::uint32_t, std::uint32_t> position_of_nul(const std::string& text) {
   const std::size_t nul = text.find('\0');
-  const std::size_t line_start = text.rfind('\n', nul) == std::string::npos ? 0 : text.rfind('\n', nul) + 1;
+  const std::size_t newline = text.rfind('\n', nul);
+  const std::size_t line_start = newline == std::string::npos ? 0 : newline + 1;
   const auto line = 1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(nul), '\n');
   // Code points: every byte but UTF-8 continuation bytes starts one.
   const auto column = 1 + std::count_if(text.begin() + static_cast<std::ptrdiff_t>(line_start),
