@@ -33,6 +33,7 @@
 #include "lsp_session.hpp"
 #include "patch_coordinator.hpp"
 #include "path_map.hpp"
+#include "python_syntax_check.hpp"
 #include "web_server.hpp"
 
 extern char** environ;
@@ -210,7 +211,7 @@ class Daemon : public LspBackend, public WebHost {
   // LspBackend
   json status() override;
   TicketId save(const std::string& path, const std::string& text) override {
-    return start_ticket(coordinator_.save(path, text), text);
+    return start_ticket(coordinator_.save(path, text), path, text);
   }
   std::optional<std::string> previous_version(const std::string& path, std::string& why) override {
     return coordinator_.previous_version(path, why);
@@ -218,16 +219,32 @@ class Daemon : public LspBackend, public WebHost {
   std::optional<TicketId> reload(const std::string& path) override {
     const auto text = read_whole_file(path);
     if (!text) return std::nullopt;
-    return start_ticket(coordinator_.reload(path, *text), *text);
+    return start_ticket(coordinator_.reload(path, *text), path, *text);
   }
-  TicketId start_ticket(PatchCoordinator::SaveOutcome outcome, const std::string& text) {
-    ticket_texts_[outcome.ticket] = text;
+  TicketId start_ticket(PatchCoordinator::SaveOutcome outcome, const std::string& path, const std::string& text) {
+    const TicketId ticket = outcome.ticket;
+    ticket_texts_[ticket] = text;
     // Posted, so that the editor learns its ticket before any result of it arrives.
     asio::post(io_, [this, outcome = std::move(outcome)] {
       send_dispatches(outcome.dispatches);
       complete(outcome.completed);
     });
-    return outcome.ticket;
+    check_python_syntax(ticket, path, text);
+    return ticket;
+  }
+  // CPython's verdict on a save's text, for the editors' diagnostics: on the checker's thread, never
+  // delaying the save; only errors reach the sessions.
+  void check_python_syntax(TicketId ticket, const std::string& path, const std::string& text) {
+    if (editors_.empty()) return;  // nobody to show it to
+    python_checker_.check(path, text, [this, ticket, path](PythonSyntaxCheck result, std::string checked) {
+      asio::post(io_, [this, ticket, path, result = std::move(result), checked = std::move(checked)] {
+        if (!result.not_checked.empty()) log_line("CPython did not check " + path + ": " + result.not_checked);
+        if (!result.error) return;
+        for (const auto& editor : std::vector(editors_.begin(), editors_.end())) {
+          editor->python_syntax_checked(ticket, path, checked, *result.error);
+        }
+      });
+    });
   }
   std::optional<std::string> read_file(const std::string& path) override { return read_whole_file(path); }
   bool detach(int pid) override {
@@ -428,6 +445,7 @@ class Daemon : public LspBackend, public WebHost {
     if (waiter && request_id) waiters_[outcome.ticket] = {waiter, *request_id};
     send_dispatches(outcome.dispatches);
     complete(outcome.completed);
+    check_python_syntax(outcome.ticket, path, text);
   }
 
   void send_dispatches(const std::vector<Dispatch>& dispatches) {
@@ -502,6 +520,7 @@ class Daemon : public LspBackend, public WebHost {
   };
   std::map<TicketId, Waiter> waiters_;
   std::map<TicketId, std::string> ticket_texts_;  // the text of each save in progress, for editors' diagnostics
+  PythonSyntaxChecker python_checker_;  // after io_: its thread stops before io_ goes
   std::unique_ptr<WebServer> web_;  // after io_: destroyed first
 };
 

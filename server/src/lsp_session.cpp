@@ -1,6 +1,7 @@
 #include "lsp_session.hpp"
 #include "hotd/protocol/json_depth.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <stdexcept>
 
@@ -64,6 +65,24 @@ std::string path_of(const std::string& uri) {
   return std::filesystem::path(*path).lexically_normal().string();
 }
 
+std::string normal_path(const std::string& path) { return std::filesystem::path(path).lexically_normal().string(); }
+
+// "live in 3 processes · patched 2 min ago"
+std::string lens_title(std::size_t processes, std::chrono::steady_clock::duration since) {
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(since).count();
+  const std::string ago = seconds < 60     ? std::to_string(seconds) + " s"
+                          : seconds < 3600 ? std::to_string(seconds / 60) + " min"
+                                           : std::to_string(seconds / 3600) + " h";
+  return "live in " + std::to_string(processes) + (processes == 1 ? " process" : " processes") + " · patched " +
+         ago + " ago";
+}
+
+// Whether the editor announced a capability (a `true` at `pointer` in the `initialize` params).
+bool client_capability(const json& params, const char* pointer) {
+  const json::json_pointer path(pointer);
+  return params.contains(path) && params[path] == true;
+}
+
 // A command argument given bare (`[1234]`) or named (`[{"pid": 1234}]`).
 const json& argument(const json& arguments, const char* name) {
   if (!arguments.is_array() || arguments.empty()) throw InvalidParams(std::string("expected arguments [") + name + "]");
@@ -90,6 +109,14 @@ std::string describe_results(const json& result) {
     if (entry.value("line", json()).is_number()) text += " (line " + std::to_string(entry["line"].get<long>()) + ")";
   }
   return text;
+}
+
+// Whether the processes run none of a save: the parser refused the text, or no process applied any of it.
+bool nothing_applied(const TicketResult& result) {
+  const auto applied = [](const ProcessOutcome& process) {
+    return process.status == "applied" || process.status == "partial";
+  };
+  return !result.errors.empty() || std::none_of(result.processes.begin(), result.processes.end(), applied);
 }
 
 std::string error_summary(const json& error) {
@@ -148,7 +175,7 @@ void LspSession::dispatch(const json& message) {
   }
   if (message.value("jsonrpc", json()) != "2.0") return send_error(id, kInvalidRequest, "`jsonrpc` must be \"2.0\"");
   if (!message.contains("method")) {
-    if (is_request && (message.contains("result") || message.contains("error"))) return;  // hotd sends no requests
+    if (is_request && (message.contains("result") || message.contains("error"))) return on_response(id, message);
     return send_error(id, kInvalidRequest, "a message needs a `method` (or `result` for a response)");
   }
   if (!message["method"].is_string()) return send_error(id, kInvalidRequest, "`method` must be a string");
@@ -191,6 +218,7 @@ void LspSession::dispatch(const json& message) {
       {"shutdown", &LspSession::on_shutdown},
       {"workspace/executeCommand", &LspSession::on_execute_command},
       {"textDocument/codeAction", &LspSession::on_code_action},
+      {"textDocument/codeLens", &LspSession::on_code_lens},
   };
   if (pending_.contains(id.dump())) return send_error(id, kInvalidRequest, "a request with this id is still pending");
   if (state_ == State::Uninitialized && method != "initialize") {
@@ -220,6 +248,23 @@ void LspSession::finish(const json& id, const Outcome& outcome) {
   }
 }
 
+void LspSession::request(const std::string& method, json params, ResponseHandler on_response) {
+  if (closed_) return;
+  const std::int64_t id = next_request_id_++;
+  sent_requests_[id] = std::move(on_response);
+  json message = {{"jsonrpc", "2.0"}, {"id", id}, {"method", method}};
+  if (!params.is_null()) message["params"] = std::move(params);
+  send_(message);
+}
+
+void LspSession::on_response(const json& id, const json& response) {
+  const auto sent = id.is_number_integer() ? sent_requests_.find(id.get<std::int64_t>()) : sent_requests_.end();
+  if (sent == sent_requests_.end()) return log_("editor answered a request hotd did not send: " + id.dump());
+  const ResponseHandler handler = std::move(sent->second);
+  sent_requests_.erase(sent);
+  handler(response);
+}
+
 void LspSession::send_error(const json& id, int code, const std::string& message) {
   if (closed_) return;
   send_({{"jsonrpc", "2.0"}, {"id", id}, {"error", {{"code", code}, {"message", message}}}});
@@ -235,12 +280,15 @@ void LspSession::notify(const std::string& method, json params) {
 std::optional<LspSession::Outcome> LspSession::on_initialize(const json&, const json& params) {
   if (!params.is_object()) throw InvalidParams("`params` of initialize must be an object");
   state_ = State::Running;
+  work_done_progress_ = client_capability(params, "/capabilities/window/workDoneProgress");
+  code_lens_refresh_ = client_capability(params, "/capabilities/workspace/codeLens/refreshSupport");
   const json capabilities = {
       {"positionEncoding", "utf-16"},
       {"textDocumentSync", {{"openClose", true}, {"change", kSyncIncremental}, {"save", {{"includeText", true}}}}},
       {"executeCommandProvider",
        {{"commands", {"hotd.listProcesses", "hotd.attach", "hotd.detach", "hotd.patchFile", "hotd.reloadModule", "hotd.revert"}}}},
       {"codeActionProvider", {{"codeActionKinds", {"quickfix"}}}},
+      {"codeLensProvider", {{"resolveProvider", false}}},
       {"experimental", {{"hotd", {{"patchedNotification", "hotd/patched"}}}}},
   };
   return Outcome::ok({{"capabilities", capabilities}, {"serverInfo", {{"name", "hotd"}, {"version", server_version_}}}});
@@ -317,6 +365,7 @@ bool LspSession::keep_document(const std::string& uri, std::size_t bytes) {
     return true;
   }
   documents_.erase(uri);
+  lens_models_.erase(uri);
   if (!told_document_limit_) {
     told_document_limit_ = true;
     const std::string message = "hotd: " + uri.substr(0, 200) + " is not kept: " + why +
@@ -347,6 +396,7 @@ void LspSession::on_did_save(const json& params) {
 void LspSession::on_did_close(const json& params) {
   const std::string uri = string_field(field(params, "textDocument"), "uri");
   documents_.erase(uri);
+  lens_models_.erase(uri);
   std::erase_if(uri_by_path_, [&](const auto& entry) { return entry.second == uri; });
 }
 
@@ -356,7 +406,7 @@ std::optional<LspSession::Outcome> LspSession::on_execute_command(const json& id
   const std::string command = string_field(params, "command");
   const json arguments = params.is_object() ? params.value("arguments", json::array()) : json::array();
   if (command == "hotd.listProcesses") return Outcome::ok({{"processes", backend_.status()["processes"]}});
-  if (command == "hotd.attach") return command_attach(id, arguments);
+  if (command == "hotd.attach") return command_attach(id, arguments, params.value("workDoneToken", json()));
   if (command == "hotd.detach") return command_detach(arguments);
   if (command == "hotd.patchFile") return command_patch_file(id, arguments);
   if (command == "hotd.reloadModule") return command_reload_module(id, arguments);
@@ -423,24 +473,111 @@ std::optional<LspSession::Outcome> LspSession::on_code_action(const json&, const
   return Outcome::ok(actions);
 }
 
-std::optional<LspSession::Outcome> LspSession::command_attach(const json& id, const json& arguments) {
+// With a progress token (`workDoneToken` in the params, or one the editor created when it supports
+// `window.workDoneProgress`), the attach is reported as `$/progress` begin and end.
+std::optional<LspSession::Outcome> LspSession::command_attach(const json& id, const json& arguments,
+                                                             const json& work_done_token) {
   const int pid = pid_argument(arguments);
+  const bool has_token = work_done_token.is_string() || work_done_token.is_number_integer();
+  if (has_token || !work_done_progress_) {
+    run_attach(id, pid, has_token ? work_done_token : json());
+    return std::nullopt;
+  }
+  // A created token may be used once the editor answered: the attach starts then, without progress
+  // when the editor refused, and not at all when the request was cancelled meanwhile.
+  const json token = "hotd-attach-" + std::to_string(next_progress_token_++);
+  request("window/workDoneProgress/create", {{"token", token}}, [this, id, pid, token](const json& response) {
+    if (pending_.contains(id.dump())) run_attach(id, pid, response.contains("error") ? json() : token);
+  });
+  return std::nullopt;
+}
+
+void LspSession::run_attach(const json& id, int pid, const json& token) {
+  if (!token.is_null()) {
+    notify("$/progress", {{"token", token},
+                          {"value", {{"kind", "begin"}, {"title", "Attaching to pid " + std::to_string(pid)},
+                                     {"message", "hotd attach " + std::to_string(pid)}}}});
+  }
   std::weak_ptr<bool> alive = alive_;
-  backend_.attach(pid, [this, alive, id, pid](bool succeeded, const std::string& output) {
+  backend_.attach(pid, [this, alive, id, pid, token](bool succeeded, const std::string& output) {
     if (!alive.lock()) return;  // the editor went away meanwhile
+    if (!token.is_null()) {
+      const std::string last_line = output.substr(output.find_last_of('\n') + 1);
+      notify("$/progress", {{"token", token},
+                            {"value", {{"kind", "end"}, {"message", succeeded ? "attached" : "failed: " + last_line}}}});
+    }
     if (succeeded) {
       finish(id, Outcome::ok({{"pid", pid}, {"attached", true}, {"output", output}}));
     } else {
       finish(id, Outcome::error(kRequestFailed, "hotd attach " + std::to_string(pid) + " failed: " + output));
     }
   });
-  return std::nullopt;
 }
 
 std::optional<LspSession::Outcome> LspSession::command_detach(const json& arguments) {
   const int pid = pid_argument(arguments);
   if (!backend_.detach(pid)) return Outcome::error(kRequestFailed, "no attached process with pid " + std::to_string(pid));
   return Outcome::ok({{"pid", pid}, {"detached", true}});
+}
+
+// A lens on each function or class of an open buffer that a save updated or added in a process that
+// is still attached: in how many it runs, and how long ago it was patched last. The definitions are
+// found by qualname in the buffer as it is now (hotd's parser), so lenses follow edits.
+std::optional<LspSession::Outcome> LspSession::on_code_lens(const json&, const json& params) {
+  const std::string uri = string_field(field(params, "textDocument"), "uri");
+  const auto path = uri_to_path(uri);
+  const auto document = documents_.find(uri);
+  const auto patched = path ? patched_.find(normal_path(*path)) : patched_.end();
+  if (document == documents_.end() || patched == patched_.end()) return Outcome::ok(json::array());
+
+  auto model = lens_models_.find(uri);
+  if (model == lens_models_.end()) {
+    model = lens_models_.emplace(uri, parser::PythonDocument(document->second.text())).first;
+  } else if (model->second.source() != document->second.text()) {
+    model->second.update(document->second.text());
+  }
+  const json status = backend_.status();
+  std::set<int> attached;
+  for (const json& process : status["processes"]) attached.insert(process.value("pid", 0));
+  const auto now = std::chrono::steady_clock::now();
+  json lenses = json::array();
+  std::set<std::string> shown;  // one lens per qualname: on the first definition (a property's getter)
+  for (const parser::Definition& definition : model->second.module().definitions) {
+    if (definition.kind != parser::DefinitionKind::Function && definition.kind != parser::DefinitionKind::Class) continue;
+    const auto times = patched->second.find(definition.qualname);
+      if (times == patched->second.end() || !shown.insert(definition.qualname).second) continue;
+    std::size_t live = 0;
+    auto last = std::chrono::steady_clock::time_point::min();
+    for (const auto& [pid, when] : times->second) {
+      if (!attached.contains(pid)) continue;
+      ++live;
+      last = std::max(last, when);
+    }
+    if (live == 0) continue;
+    const json position = position_to_json({definition.span.start.line, 0});
+    lenses.push_back({{"range", {{"start", position}, {"end", position}}},
+                      {"command", {{"title", lens_title(live, now - last)}, {"command", ""}}}});
+  }
+  return Outcome::ok(lenses);
+}
+
+void LspSession::record_patched(const TicketResult& result) {
+  const auto now = std::chrono::steady_clock::now();
+  bool recorded = false;
+  for (const ProcessOutcome& process : result.processes) {
+    if (process.status != "applied" && process.status != "partial") continue;
+    for (const json& entry : process.result.value("results", json::array())) {
+      const std::string status = entry.value("status", "");
+      if ((status != "updated" && status != "added") || !entry.value("qualname", json()).is_string()) continue;
+      if (entry.contains("file") && entry["file"] != result.file) continue;  // a reload's dependents
+      patched_[normal_path(result.file)][entry["qualname"].get<std::string>()][process.pid] = now;
+      recorded = true;
+    }
+  }
+  if (recorded && code_lens_refresh_ && !code_lens_refresh_sent_) {
+    code_lens_refresh_sent_ = true;
+    request("workspace/codeLens/refresh", nullptr, [this](const json&) { code_lens_refresh_sent_ = false; });
+  }
 }
 
 // --- Results of saves -----------------------------------------------------------------------------
@@ -458,8 +595,16 @@ void LspSession::save_completed(const TicketResult& result, const std::string& t
     waiting_.erase(waiting);
   }
   if (state_ != State::Running || closed_) return;
+  record_patched(result);
   const std::string uri = uri_for(result.file);
-  publish_diagnostics(result, text, uri);
+  PublishedSave& published = published_[result.file];
+  published = {result.ticket, save_diagnostics(result, text), nothing_applied(result), nullptr};
+  if (const auto early = early_python_errors_.find(result.file);
+      early != early_python_errors_.end() && early->second.first <= result.ticket) {
+    if (early->second.first == result.ticket) published.python_error = std::move(early->second.second);
+    early_python_errors_.erase(early);
+  }
+  publish_diagnostics(uri, published);
 
   const std::string name = std::filesystem::path(result.file).filename().string();
   std::vector<std::string> attention;
@@ -491,7 +636,7 @@ void LspSession::save_completed(const TicketResult& result, const std::string& t
   notify("hotd/patched", std::move(patched));
 }
 
-void LspSession::publish_diagnostics(const TicketResult& result, const std::string& text, const std::string& uri) {
+json LspSession::save_diagnostics(const TicketResult& result, const std::string& text) const {
   json diagnostics = json::array();
   auto whole_line = [&](long line) {
     const std::uint32_t index = line > 0 ? static_cast<std::uint32_t>(line - 1) : 0;
@@ -529,6 +674,54 @@ void LspSession::publish_diagnostics(const TicketResult& result, const std::stri
     if (process.status == "failed" && process.result.contains("error") && !process.result["error"].is_null()) {
       add(1, whole_line(1), kSeverityError, "patch-failed", who + error_summary(process.result["error"]));
     }
+  }
+  return diagnostics;
+}
+
+void LspSession::python_syntax_checked(TicketId ticket, const std::string& path, const std::string& text,
+                                       const PythonSyntaxError& error) {
+  if (state_ != State::Running || closed_) return;
+  const LspPosition start = position_of_code_point_column(text, error.line, error.column);
+  LspPosition end;
+  if (error.end_line == 0 || error.end_column == 0) {  // Python gave no end: up to the end of the line
+    end = end_of_line(text, start.line);
+  } else if (std::pair(error.end_line, error.end_column) <= std::pair(error.line, error.column)) {
+    end = position_of_code_point_column(text, error.line, error.column + 1);  // one character, as Python's caret
+  } else {
+    end = position_of_code_point_column(text, error.end_line, error.end_column);
+  }
+  json diagnostic = {{"range", {{"start", position_to_json(start)}, {"end", position_to_json(end)}}},
+                     {"severity", kSeverityError},
+                     {"source", "hotd"},
+                     {"code", "python-syntax-error"},
+                     {"message", error.type + ": " + error.message}};
+  const auto published = published_.find(path);
+  if (published != published_.end() && published->second.ticket == ticket) {
+    published->second.python_error = std::move(diagnostic);
+    publish_diagnostics(uri_for(path), published->second);
+  } else if (published == published_.end() || published->second.ticket < ticket) {
+    early_python_errors_[path] = {ticket, std::move(diagnostic)};
+  }
+}
+
+void LspSession::publish_diagnostics(const std::string& uri, const PublishedSave& save) {
+  json diagnostics = json::array();
+  std::optional<std::uint32_t> python_line;
+  if (!save.python_error.is_null()) {
+    json python = save.python_error;
+    python["message"] = python["message"].get<std::string>() +
+                        (save.nothing_applied ? " (nothing was applied)"
+                                              : " (hotd's parser accepted the file: the save was sent to the processes)");
+    python_line = python["range"]["start"]["line"].get<std::uint32_t>();
+    diagnostics.push_back(std::move(python));
+  }
+  for (const json& diagnostic : save.diagnostics) {
+    // Python's error replaces the parser's from its line on: Python stops at its first error, and the
+    // parser's later ones are mostly echoes of it.
+    if (python_line && diagnostic["code"] == "syntax-error" && diagnostic["range"]["start"]["line"] >= *python_line) {
+      continue;
+    }
+    diagnostics.push_back(diagnostic);
   }
   notify("textDocument/publishDiagnostics", {{"uri", uri}, {"diagnostics", std::move(diagnostics)}});
 }

@@ -6,6 +6,7 @@
 // daemon's core is reached through LspBackend.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -17,8 +18,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hotd/parser/python_document.hpp"
 #include "lsp_document.hpp"
 #include "patch_coordinator.hpp"
+#include "python_syntax_check.hpp"
 
 namespace hotd::server {
 
@@ -76,6 +79,10 @@ class LspSession {
   // A save finished (from this editor, another one, the file watcher or `hotd patch`). `text` is
   // what was saved, for positions of diagnostics.
   void save_completed(const TicketResult& result, const std::string& text);
+  // CPython could not compile `text`, the text of save `ticket` of `path`: its error joins that save's
+  // diagnostics, now or when the save completes. Dropped when a newer save of `path` completed.
+  void python_syntax_checked(TicketId ticket, const std::string& path, const std::string& text,
+                             const PythonSyntaxError& error);
 
   bool initialized() const { return state_ == State::Running; }
 
@@ -94,7 +101,12 @@ class LspSession {
   using RequestHandler = std::optional<Outcome> (LspSession::*)(const nlohmann::json& id, const nlohmann::json& params);
   using NotificationHandler = void (LspSession::*)(const nlohmann::json& params);
 
+  // The editor's answer to a request hotd sent: a `result` or an `error`.
+  using ResponseHandler = std::function<void(const nlohmann::json& response)>;
+
   void dispatch(const nlohmann::json& message);
+  void request(const std::string& method, nlohmann::json params, ResponseHandler on_response);
+  void on_response(const nlohmann::json& id, const nlohmann::json& response);
   void finish(const nlohmann::json& id, const Outcome& outcome);
   void send_error(const nlohmann::json& id, int code, const std::string& message);
   void notify(const std::string& method, nlohmann::json params);
@@ -114,10 +126,24 @@ class LspSession {
   std::optional<Outcome> command_reload_module(const nlohmann::json& id, const nlohmann::json& arguments);
   std::optional<Outcome> command_revert(const nlohmann::json& id, const nlohmann::json& arguments);
   std::optional<Outcome> on_code_action(const nlohmann::json& id, const nlohmann::json& params);
-  std::optional<Outcome> command_attach(const nlohmann::json& id, const nlohmann::json& arguments);
+  std::optional<Outcome> on_code_lens(const nlohmann::json& id, const nlohmann::json& params);
+  // Remembers the definitions a save changed in each process, for the code lenses.
+  void record_patched(const TicketResult& result);
+  std::optional<Outcome> command_attach(const nlohmann::json& id, const nlohmann::json& arguments,
+                                        const nlohmann::json& work_done_token);
+  // Runs `hotd attach`, with `$/progress` on `token` unless it is null.
+  void run_attach(const nlohmann::json& id, int pid, const nlohmann::json& token);
   std::optional<Outcome> command_detach(const nlohmann::json& arguments);
 
-  void publish_diagnostics(const TicketResult& result, const std::string& text, const std::string& uri);
+  // The diagnostics of the last completed save of a file, kept to publish them again with CPython's error.
+  struct PublishedSave {
+    TicketId ticket = 0;
+    nlohmann::json diagnostics;   // hotd's own: syntax errors of the parser, rude edits, patch failures
+    bool nothing_applied = false;  // the parser refused the text, or no process applied any of it
+    nlohmann::json python_error;  // CPython's diagnostic (message without suffix), or null
+  };
+  nlohmann::json save_diagnostics(const TicketResult& result, const std::string& text) const;
+  void publish_diagnostics(const std::string& uri, const PublishedSave& save);
   // Whether `uri` may hold `bytes` of text within the limits on open buffers; when not, the buffer
   // is dropped and the editor told (once per session).
   bool keep_document(const std::string& uri, std::size_t bytes);
@@ -130,11 +156,24 @@ class LspSession {
   std::string server_version_;
   State state_ = State::Uninitialized;
   bool closed_ = false;
+  bool work_done_progress_ = false;  // the editor creates progress tokens (`window.workDoneProgress`)
+  bool code_lens_refresh_ = false;   // the editor takes `workspace/codeLens/refresh`
+  bool code_lens_refresh_sent_ = false;  // one at a time: until the editor answered it
   std::set<std::string> pending_;               // ids (dumped) of requests not yet answered
+  std::map<std::int64_t, ResponseHandler> sent_requests_;  // requests hotd sent, by id, until answered
+  std::int64_t next_request_id_ = 1;
+  std::uint64_t next_progress_token_ = 1;
   std::map<TicketId, nlohmann::json> waiting_;  // `hotd.patchFile`/`hotd.reloadModule` requests waiting
   std::map<std::string, LspDocument> documents_;  // open buffers by URI
   std::map<std::string, std::string> uri_by_path_;  // so diagnostics use the URI the editor opened
   std::set<std::string> ignored_methods_;           // unsupported notifications already logged
+  std::map<std::string, PublishedSave> published_;  // by path as saved
+  // Functions and classes saves updated or added: by normal path, then qualname, then pid -> when.
+  using PatchTimes = std::map<int, std::chrono::steady_clock::time_point>;
+  std::map<std::string, std::map<std::string, PatchTimes>> patched_;
+  std::map<std::string, parser::PythonDocument> lens_models_;  // models of open buffers, by URI
+  // CPython errors that arrived before their save completed, by path: (ticket, diagnostic).
+  std::map<std::string, std::pair<TicketId, nlohmann::json>> early_python_errors_;
   bool told_document_limit_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // callbacks check it: the session may be gone
 };

@@ -135,6 +135,62 @@ class EditorSession(HotdTestCase):
         wait_for(lambda: len(self.output(self.process)) > printed + 40, message="more output")
         self.assertNotIn("broken", self.output(self.process))
 
+    def test_python_rejects_an_over_indented_field_the_parser_accepts(self):
+        text = APP.replace("    x: int = 0\n", "    x: int = 0\n        y: int = 1\n")
+        self.save(text)
+        # The save's own diagnostics come first; CPython's error joins them, on its own thread.
+        diagnostics = self.editor.notification(
+            "textDocument/publishDiagnostics",
+            where=lambda p: p["uri"] == self.uri and any(d["code"] == "python-syntax-error" for d in p["diagnostics"]),
+            timeout=20)["diagnostics"]
+        python = diagnostics[0]
+        self.assertEqual(python["code"], "python-syntax-error", diagnostics)
+        self.assertTrue(python["message"].startswith("IndentationError: unexpected indent ("), python)
+        line = text.splitlines().index("        y: int = 1")
+        self.assertEqual(python["range"], {"start": {"line": line, "character": 7},
+                                           "end": {"line": line, "character": len("        y: int = 1")}})
+        self.assertEqual(python["severity"], 1)
+        self.assertEqual([d["code"] for d in diagnostics[1:]], ["rude-edit"], diagnostics)
+        # The next clean save clears it (what is left unclaimed belongs to the save above).
+        self.editor.unclaimed.clear()
+        self.save(text.replace("        y: int = 1", "    y: int = 1").replace('"before"', '"clean"'))
+        self.wait_output(self.process, "value=clean")
+        self.assertEqual(self.diagnostics(), [])
+
+    def lenses(self, editor=None):
+        reply = (editor or self.editor).call("textDocument/codeLens", {"textDocument": {"uri": self.uri}})
+        return reply["result"]
+
+    def test_code_lens_says_where_a_patched_definition_is_live(self):
+        # A second editor that takes refresh requests; the first one does not announce it.
+        bridge, watcher = bridge_process(self.env)
+        self.addCleanup(lambda: (bridge.kill(), bridge.wait(), bridge.stdin.close(), bridge.stdout.close(),
+                                 bridge.stderr.close()))
+        watcher.call("initialize", {"capabilities": {"workspace": {"codeLens": {"refreshSupport": True}}}})
+        watcher.notify("initialized")
+        watcher.notify("textDocument/didOpen", {"textDocument": {
+            "uri": self.uri, "languageId": "python", "version": 1, "text": APP}})
+        self.assertEqual(self.lenses(), [])  # nothing patched yet
+        text = APP.replace('"before"', '"lens"')
+        self.save(text)
+        self.wait_output(self.process, "value=lens")
+        refresh = watcher.wait_for(lambda m: m.get("method") == "workspace/codeLens/refresh", what="a refresh")
+        watcher.send({"jsonrpc": "2.0", "id": refresh["id"], "result": None})
+        self.assertNotIn("params", refresh)
+        line = text.splitlines().index("def value():")
+        lenses = self.lenses()
+        self.assertEqual(len(lenses), 1, lenses)
+        self.assertEqual(lenses[0]["range"]["start"], {"line": line, "character": 0})
+        self.assertRegex(lenses[0]["command"]["title"], r"^live in 1 process · patched \d+ s ago$")
+        self.assertEqual(len(self.lenses(watcher)), 1)
+        # Lenses follow the buffer: two lines inserted above move it down.
+        self.change(2, 0, 0, 0, "\n\n")
+        self.assertEqual([lens["range"]["start"]["line"] for lens in self.lenses()], [line + 2])
+        # Once no attached process runs it, the lens goes.
+        self.process.kill()
+        self.process.wait()
+        wait_for(lambda: self.lenses() == [], message="the lens to go with the process")
+
     def test_patch_failure_names_the_process_and_the_error(self):
         text = APP.replace("def main():", "def main(a, a):")
         self.save(text)

@@ -1,7 +1,7 @@
 >>>
 {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}}
 <<<
-{"id": 1, "jsonrpc": "2.0", "result": {"capabilities": {"codeActionProvider": {"codeActionKinds": ["quickfix"]}, "executeCommandProvider": {"commands": ["hotd.listProcesses", "hotd.attach", "hotd.detach", "hotd.patchFile", "hotd.reloadModule", "hotd.revert"]}, "experimental": {"hotd": {"patchedNotification": "hotd/patched"}}, "positionEncoding": "utf-16", "textDocumentSync": {"change": 2, "openClose": true, "save": {"includeText": true}}}, "serverInfo": {"name": "hotd", "version": "0.1.0"}}}
+{"id": 1, "jsonrpc": "2.0", "result": {"capabilities": {"codeActionProvider": {"codeActionKinds": ["quickfix"]}, "codeLensProvider": {"resolveProvider": false}, "executeCommandProvider": {"commands": ["hotd.listProcesses", "hotd.attach", "hotd.detach", "hotd.patchFile", "hotd.reloadModule", "hotd.revert"]}, "experimental": {"hotd": {"patchedNotification": "hotd/patched"}}, "positionEncoding": "utf-16", "textDocumentSync": {"change": 2, "openClose": true, "save": {"includeText": true}}}, "serverInfo": {"name": "hotd", "version": "0.1.0"}}}
 # A buffer with characters of 1, 2, 3 and 4 UTF-8 bytes; positions count UTF-16 code units, so the
 # emoji is two. Incremental changes in one notification apply in order.
 >>>
@@ -18,6 +18,8 @@
 {"jsonrpc": "2.0", "method": "window/logMessage", "params": {"message": "hotd: doc.py has syntax errors; nothing was applied", "type": 2}}
 <<<
 {"jsonrpc": "2.0", "method": "hotd/patched", "params": {"errors": [{"column": 1, "end_column": 6, "end_line": 2, "line": 1, "message": "invalid syntax near 's = 'aé€😀Z' + ('"}], "file": "${WORK}/doc.py", "ok": false, "processes": [], "uri": "file://${WORK}/doc.py"}}
+<<<
+{"jsonrpc": "2.0", "method": "textDocument/publishDiagnostics", "params": {"diagnostics": [{"code": "python-syntax-error", "message": "SyntaxError: '(' was never closed (nothing was applied)", "range": {"end": {"character": 16, "line": 0}, "start": {"character": 15, "line": 0}}, "severity": 1, "source": "hotd"}], "uri": "file://${WORK}/doc.py"}}
 # Patching the buffer (not the file) shows the edited text: line 0 is now `s = 'aé€😀Z' + (`, and
 # the diagnostic's columns count the emoji as two units.
 # A full replacement (no range) fixes it: the diagnostics are cleared.
