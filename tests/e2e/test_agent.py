@@ -74,6 +74,8 @@ class ModuleReports(HotdTestCase):
 WORKERS_APP = """\
 import multiprocessing, os, sys, time
 
+SUFFIX = ""
+
 def behaviour():
     return "old"
 
@@ -91,7 +93,7 @@ def work(index, parent):
             os.kill(parent, 0)  # forkserver workers are not the parent's children
         except ProcessLookupError:
             return
-        say("worker %d pid %d says %s" % (index, os.getpid(), behaviour()))
+        say("worker %d pid %d says %s%s" % (index, os.getpid(), behaviour(), SUFFIX))
         time.sleep(0.05)
 
 if __name__ == "__main__":
@@ -136,11 +138,23 @@ class Forking(HotdTestCase):
         listing = self.hotd("ps").stdout
         for pid in workers + [process.pid]:
             self.assertIn("%d " % pid, listing)
-        self.write("workers.py", WORKERS_APP.replace('return "old"', 'return "new"'))
+        new_behaviour = WORKERS_APP.replace('return "old"', 'return "new"')
+        self.write("workers.py", new_behaviour)
         result = self.hotd("patch", app)
         for pid in workers:
             self.assertIn("pid %d: applied" % pid, result.stdout)
             self.wait_output(process, "pid %d says new" % pid)
+        # A re-run statement reaches the worker's functions too (spawn: they read runpy's copy of the script).
+        self.write("workers.py", new_behaviour.replace('SUFFIX = ""', 'SUFFIX = "!"'))
+        result = self.hotd("patch", app)
+        for pid in workers:
+            self.assertIn("pid %d: applied" % pid, result.stdout)
+            self.wait_output(process, "pid %d says new!" % pid)
+        self.write("workers.py", new_behaviour.replace('SUFFIX = ""', 'SUFFIX = "?"'))
+        result = self.hotd("reload", app)  # the same for a whole-module reload
+        for pid in workers:
+            self.assertIn("pid %d: applied" % pid, result.stdout)
+            self.wait_output(process, "pid %d says new?" % pid)
 
     def test_multiprocessing_fork_workers_get_their_own_agents(self):
         self.workers_follow_one_save("fork")

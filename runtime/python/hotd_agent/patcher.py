@@ -72,6 +72,7 @@ def apply_plan(plan, filename, modules):
     results = []
     notifications = []
     swaps = _SwapBatch()
+    script_copies = [(module, copy, set(vars(module))) for module, copy in _script_copies(modules)]
     with hooks.patching():
         for module in modules:
             results.extend(_hook_failures("before_patch", hooks.run_module_hooks("before", module, changes), module))
@@ -85,6 +86,8 @@ def apply_plan(plan, filename, modules):
             failure = _result({"kind": "module"}, None, "failed", "applying the prepared swaps failed")
             failure["error"] = _error_dict(error)
             results.append(failure)
+        for module, copy, names_before in script_copies:
+            _mirror(vars(module), copy, names_before)
         _notify(notifications)
         for module in modules:
             own = [result for result in results if result["module"] == module.__name__]
@@ -93,6 +96,33 @@ def apply_plan(plan, filename, modules):
     if linecache is not None:
         linecache.checkcache(filename)
     return _finish(start, results)
+
+
+def _script_copies(modules):
+    """(module, namespace) for each module whose functions read their globals from a namespace other
+    than the module's: multiprocessing's spawn children run the script with runpy.run_path, which
+    copies the namespace it ran in into `__mp_main__`, while the script's functions keep the original."""
+    for module in modules:
+        if module.__name__ != "__mp_main__":
+            continue
+        namespace = vars(module)
+        for value in list(namespace.values()):
+            candidates = [value] if isinstance(value, types.FunctionType) else (
+                list(vars(value).values()) if isinstance(value, type) else [])
+            copy = next((f.__globals__ for f in candidates if isinstance(f, types.FunctionType)
+                         and f.__globals__ is not namespace and f.__globals__.get("__name__") == module.__name__), None)
+            if copy is not None:
+                yield module, copy
+                break
+
+
+def _mirror(namespace, copy, names_before):
+    """After a patch wrote `namespace`: the same names and objects in `copy`, names it deleted gone."""
+    for name, value in namespace.items():
+        if copy.get(name, _MISSING) is not value:
+            copy[name] = value
+    for name in names_before - set(namespace):
+        copy.pop(name, None)
 
 
 class _SwapBatch:

@@ -26,7 +26,8 @@ import sys
 import time
 
 from . import hooks
-from .patcher import _error_dict, _finish, _result, _SwapBatch, _transplant, _transplantable, _unwrap
+from .patcher import (_error_dict, _finish, _mirror, _result, _script_copies, _SwapBatch, _transplant, _transplantable,
+                      _unwrap)
 
 # Top-level statements of `__main__` that drive the program rather than define it: re-running them
 # would start the program again inside the agent.
@@ -50,7 +51,11 @@ def reload(path, user_modules, executed):
                 result = _module_result(module, file, "skipped", "not reloaded: %s failed" % failed)
                 results.append(result)
                 continue
+            script_copies = list(_script_copies([module]))
+            names_before = set(vars(module))
             module_results = _reload_module(module, file, executed)
+            for _, copy in script_copies:
+                _mirror(vars(module), copy, names_before)
             results.extend(module_results)
             if module_results[0]["status"] == "failed":
                 failed = module.__name__
