@@ -1,131 +1,49 @@
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-
 #include "python_syntax_check.hpp"
 
+#include <dlfcn.h>
+
 #include <algorithm>
-#include <tuple>
 #include <utility>
+
+#include "python_compiler.h"
 
 namespace hotd::server {
 
 namespace {
 
-// An owned reference, released at the end of its scope.
-class Reference {
- public:
-  explicit Reference(PyObject* object) : object_(object) {}
-  ~Reference() { Py_XDECREF(object_); }
-  Reference(const Reference&) = delete;
-  Reference& operator=(const Reference&) = delete;
-  PyObject* get() const { return object_; }
-  explicit operator bool() const { return object_ != nullptr; }
-
- private:
-  PyObject* object_;
+// The compiler module's entry points, or why they are missing.
+struct PythonCompiler {
+  HotdPythonStart start = nullptr;
+  HotdPythonCompile compile = nullptr;
+  HotdPythonFinalize finalize = nullptr;
+  std::string missing;
 };
 
-// Starts the interpreter on the calling thread, which keeps the GIL from then on. Returns why it could
-// not start, or nullopt.
-std::optional<std::string> start_interpreter() {
-  PyConfig config;
-  // Isolated: no environment variables (PYTHONPATH, PYTHONHOME of whatever shell started the
-  // daemon), no site, no signal handlers (the daemon owns SIGINT and SIGTERM).
-  PyConfig_InitIsolatedConfig(&config);
-  config.install_signal_handlers = 0;
-  config.site_import = 0;
-  config.write_bytecode = 0;
-  config.pathconfig_warnings = 0;
-  // The interpreter hotd was built against finds its standard library, not a python3 first on PATH.
-  PyStatus status = PyConfig_SetBytesString(&config, &config.program_name, HOTD_PYTHON_EXECUTABLE);
-  // compile() warns about some valid code (invalid escapes, `is` with a literal): not our business,
-  // and it would write to the daemon's log.
-  if (!PyStatus_Exception(status)) status = PyWideStringList_Append(&config.warnoptions, L"ignore");
-  if (!PyStatus_Exception(status)) status = Py_InitializeFromConfig(&config);
-  PyConfig_Clear(&config);
-  if (PyStatus_Exception(status)) {
-    return std::string(status.func ? status.func : "Py_InitializeFromConfig") + ": " +
-           (status.err_msg ? status.err_msg : "exit status " + std::to_string(status.exitcode));
+// Loads the module and starts its interpreter. Never unloaded: libpython cannot be unloaded safely.
+PythonCompiler load_compiler() {
+  PythonCompiler compiler;
+  void* module = ::dlopen(HOTD_PYTHON_COMPILER_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+  if (module) {
+    compiler.start = reinterpret_cast<HotdPythonStart>(::dlsym(module, "hotd_python_start"));
+    compiler.compile = reinterpret_cast<HotdPythonCompile>(::dlsym(module, "hotd_python_compile"));
+    compiler.finalize = reinterpret_cast<HotdPythonFinalize>(::dlsym(module, "hotd_python_finalize"));
   }
-  return std::nullopt;
-}
-
-std::string text_of(PyObject* object) {
-  Reference text(object ? PyObject_Str(object) : nullptr);
-  const char* utf8 = text ? PyUnicode_AsUTF8(text.get()) : nullptr;
-  if (!utf8) PyErr_Clear();
-  return utf8 ? utf8 : "";
-}
-
-// An int attribute of a SyntaxError, or 0 when it is None, absent or not positive.
-std::uint32_t positive_attribute(PyObject* object, const char* name) {
-  Reference value(PyObject_GetAttrString(object, name));
-  if (!value || !PyLong_Check(value.get())) {
-    PyErr_Clear();
-    return 0;
+  if (!compiler.start || !compiler.compile || !compiler.finalize) {
+    const char* error = ::dlerror();
+    compiler.missing = error ? error : "cannot load " HOTD_PYTHON_COMPILER_LIBRARY;
+    return compiler;
   }
-  const long number = PyLong_AsLong(value.get());
-  if (number == -1 && PyErr_Occurred()) PyErr_Clear();
-  return number > 0 ? static_cast<std::uint32_t>(std::min(number, 0x7FFFFFFFL)) : 0;
+  char why[512] = {};
+  if (compiler.start(HOTD_PYTHON_EXECUTABLE, why, sizeof why) != 0) compiler.missing = why;
+  return compiler;
 }
 
-// 1-based (line, code point column) of the first NUL byte: CPython 3.11 refuses such a text with a
-// ValueError that has no position.
-std::pair<std::uint32_t, std::uint32_t> position_of_nul(const std::string& text) {
-  const std::size_t nul = text.find('\0');
-  const std::size_t newline = text.rfind('\n', nul);
-  const std::size_t line_start = newline == std::string::npos ? 0 : newline + 1;
-  const auto line = 1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(nul), '\n');
-  // Code points: every byte but UTF-8 continuation bytes starts one.
-  const auto column = 1 + std::count_if(text.begin() + static_cast<std::ptrdiff_t>(line_start),
-                                        text.begin() + static_cast<std::ptrdiff_t>(nul),
-                                        [](char byte) { return (static_cast<unsigned char>(byte) & 0xC0) != 0x80; });
-  return {static_cast<std::uint32_t>(line), static_cast<std::uint32_t>(column)};
-}
-
-// What to hand compile(): a str when the text is UTF-8, as editors send it, so that Python's columns
-// count code points (for bytes, 3.11 counts bytes in some errors and code points in others). Other
-// texts go as bytes, which Python decodes as an import would (a PEP 263 coding cookie, else its error
-// for non-UTF-8). A new reference.
-PyObject* source_object(const std::string& text) {
-  const auto size = static_cast<Py_ssize_t>(text.size());
-  if (PyObject* unicode = PyUnicode_DecodeUTF8(text.data(), size, "strict")) return unicode;
-  PyErr_Clear();
-  return PyBytes_FromStringAndSize(text.data(), size);
-}
-
-// compile(text, "", "exec", dont_inherit=True) with the GIL held: the text is compiled, never run. No
-// file name: for an error, CPython reads the error's line from the named file when it exists, and the
-// file on disk may differ from the text (an editor's buffer), which shifts the column.
-PythonSyntaxCheck compile_text(const std::string& text) {
-  Reference source(source_object(text));
-  PyObject* compile = PyDict_GetItemString(PyEval_GetBuiltins(), "compile");  // borrowed
-  if (!source || !compile) {
-    PyErr_Clear();
-    return {std::nullopt, "the interpreter could not prepare the check"};
-  }
-  Reference code(PyObject_CallFunction(compile, "OssiO", source.get(), "", "exec", 0, Py_True));
-  if (code) return {};
-
-  PyObject *type = nullptr, *value = nullptr, *traceback = nullptr;
-  PyErr_Fetch(&type, &value, &traceback);
-  PyErr_NormalizeException(&type, &value, &traceback);
-  Reference owned_type(type), owned_value(value), owned_traceback(traceback);
-  PythonSyntaxError error;
-  error.type = type ? reinterpret_cast<PyTypeObject*>(type)->tp_name : "Error";
-  if (value && PyErr_GivenExceptionMatches(value, PyExc_SyntaxError)) {
-    Reference message(PyObject_GetAttrString(value, "msg"));
-    if (!message) PyErr_Clear();
-    error.message = text_of(message.get());
-    error.line = std::max(positive_attribute(value, "lineno"), 1u);
-    error.column = std::max(positive_attribute(value, "offset"), 1u);
-    error.end_line = positive_attribute(value, "end_lineno");
-    error.end_column = positive_attribute(value, "end_offset");
-  } else {
-    error.message = text_of(value);
-    if (text.find('\0') != std::string::npos) std::tie(error.line, error.column) = position_of_nul(text);
-  }
-  return {std::move(error), {}};
+PythonSyntaxCheck compile_text(const PythonCompiler& compiler, const std::string& text) {
+  HotdPythonError error{};
+  const int outcome = compiler.compile(text.data(), text.size(), &error);
+  if (outcome == 0) return {};
+  if (outcome < 0) return {std::nullopt, error.message};
+  return {PythonSyntaxError{error.type, error.message, error.line, error.column, error.end_line, error.end_column}, {}};
 }
 
 }  // namespace
@@ -155,7 +73,7 @@ void PythonSyntaxChecker::check(const std::string& file, std::string text, Done 
 }
 
 void PythonSyntaxChecker::work() {
-  const std::optional<std::string> no_interpreter = start_interpreter();
+  const PythonCompiler compiler = load_compiler();
   while (true) {
     Job job;
     {
@@ -168,14 +86,14 @@ void PythonSyntaxChecker::work() {
     PythonSyntaxCheck result;
     if (job.text.size() > kMaxPythonCheckBytes) {
       result.not_checked = "larger than " + std::to_string(kMaxPythonCheckBytes >> 20) + " MiB";
-    } else if (no_interpreter) {
-      result.not_checked = "no Python interpreter (" + *no_interpreter + ")";
+    } else if (!compiler.missing.empty()) {
+      result.not_checked = "no Python interpreter (" + compiler.missing + ")";
     } else {
-      result = compile_text(job.text);
+      result = compile_text(compiler, job.text);
     }
     job.done(std::move(result), std::move(job.text));
   }
-  if (!no_interpreter) Py_FinalizeEx();
+  if (compiler.missing.empty()) compiler.finalize();
 }
 
 }  // namespace hotd::server

@@ -1,7 +1,7 @@
 // CPython's own verdict on a saved file: the text is compiled (never run) by an interpreter embedded in
 // the daemon, on a worker thread of its own, so that editors see the exact error Python would raise,
-// including those hotd's parser accepts (an over-indented line in a class body). The only translation
-// unit that includes Python.h; users of this header need no Python headers.
+// including those hotd's parser accepts (an over-indented line in a class body). The interpreter lives
+// in a module the worker loads (python_compiler.cpp): neither this code nor `hotd` links libpython.
 #pragma once
 
 #include <condition_variable>
