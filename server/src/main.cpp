@@ -139,9 +139,10 @@ int main(int argc, char** argv) {
                             "Allow WebSocket connections from this browser origin, e.g. http://localhost:8080 (repeatable)")
       ->type_name("ORIGIN");
   serve_command->add_option("--max-connections", serve.max_connections,
-                            "Connections at once (processes, editors, commands) on the socket, and again on the web port")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
-      ->capture_default_str();
+                            "Connections at once (processes, editors, commands) on the socket, and again on the web "
+                            "port (1 to 1048576; default 1024)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20).description(""))
+      ->type_name("N");
 
   CLI::App* stop_command = app.add_subcommand("stop", "Stop the daemon. Attached processes keep running and reconnect to the next one.");
 
