@@ -210,6 +210,11 @@ class Daemon : public LspBackend, public WebHost {
 
   // LspBackend
   json status() override;
+  std::set<int> attached_pids() const override {
+    std::set<int> pids;
+    for (const AgentId id : coordinator_.agents()) pids.insert(coordinator_.agent(id)->pid);
+    return pids;
+  }
   TicketId save(const std::string& path, const std::string& text) override {
     return start_ticket(coordinator_.save(path, text), path, text);
   }
@@ -335,6 +340,10 @@ class Daemon : public LspBackend, public WebHost {
     std::vector<std::string> roots;
     std::shared_ptr<asio::steady_timer> poll_timer;
     std::map<std::string, std::pair<std::int64_t, std::int64_t>> seen;  // polled file -> (mtime ns, size)
+
+    bool wants(const std::string& path) const {
+      return std::any_of(roots.begin(), roots.end(), [&](const std::string& root) { return options.wants(root, path); });
+    }
   };
 
   // A watched file changed (inotify, or a poll): a save if some process wants it, after the longest
@@ -343,12 +352,9 @@ class Daemon : public LspBackend, public WebHost {
     bool wanted = false;
     int debounce_ms = 0;
     for (const auto& [agent, set] : watches_) {
-      if ((set.options.poll_seconds > 0) != polled) continue;
-      for (const std::string& root : set.roots) {
-        if (!set.options.wants(root, path)) continue;
-        wanted = true;
-        debounce_ms = std::max(debounce_ms, set.options.debounce_ms);
-      }
+      if ((set.options.poll_seconds > 0) != polled || !set.wants(path)) continue;
+      wanted = true;
+      debounce_ms = std::max(debounce_ms, set.options.debounce_ms);
     }
     if (!wanted) return;
     if (debounce_ms == 0) return file_saved(path);
@@ -412,7 +418,7 @@ class Daemon : public LspBackend, public WebHost {
   // otherwise the log says how to apply it.
   void catch_up(AgentId agent, int pid, const std::vector<std::string>& changed) {
     for (const std::string& path : changed) {
-      if (watched_by(agent, path)) {
+      if (const auto set = watches_.find(agent); set != watches_.end() && set->second.wants(path)) {
         log_line(path + " changed since process " + std::to_string(pid) + " loaded it: applying the version on disk");
         file_saved(path);
       } else {
@@ -420,13 +426,6 @@ class Daemon : public LspBackend, public WebHost {
                  " loaded it; it is not watched: the next save (or `hotd patch`) applies it");
       }
     }
-  }
-
-  bool watched_by(AgentId agent, const std::string& path) const {
-    const auto found = watches_.find(agent);
-    if (found == watches_.end()) return false;
-    return std::any_of(found->second.roots.begin(), found->second.roots.end(),
-                       [&](const std::string& root) { return found->second.options.wants(root, path); });
   }
 
   void file_saved(const std::string& path) {

@@ -536,9 +536,7 @@ std::optional<LspSession::Outcome> LspSession::on_code_lens(const json&, const j
   } else if (model->second.source() != document->second.text()) {
     model->second.update(document->second.text());
   }
-  const json status = backend_.status();
-  std::set<int> attached;
-  for (const json& process : status["processes"]) attached.insert(process.value("pid", 0));
+  const std::set<int> attached = backend_.attached_pids();
   const auto now = std::chrono::steady_clock::now();
   json lenses = json::array();
   std::set<std::string> shown;  // one lens per qualname: on the first definition (a property's getter)

@@ -43,6 +43,8 @@ class LspBackend {
   virtual ~LspBackend() = default;
   // The daemon's status, as `hotd status --json` prints it.
   virtual nlohmann::json status() = 0;
+  // The pids of the processes attached now (code lenses ask on every edit: not the whole status).
+  virtual std::set<int> attached_pids() const = 0;
   // A save of `path` through PatchCoordinator::save. Its result reaches every editor later through
   // LspSession::save_completed, never before this returns.
   virtual TicketId save(const std::string& path, const std::string& text) = 0;
