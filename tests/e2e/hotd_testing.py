@@ -39,6 +39,19 @@ def frame(message):
     return b"Content-Length: %d\r\n\r\n" % len(body) + body
 
 
+class JsonRpcPeer(object):
+    """Requests and notifications over a subclass's `send(message)`; ids count up from its `next_id`."""
+
+    def request(self, method, params=None):
+        request_id = self.next_id
+        self.next_id += 1
+        self.send({"jsonrpc": "2.0", "id": request_id, "method": method, "params": {} if params is None else params})
+        return request_id
+
+    def notify(self, method, params=None):
+        self.send({"jsonrpc": "2.0", "method": method, "params": {} if params is None else params})
+
+
 class RpcClient(object):
     """A raw client on the daemon socket, to send requests without waiting (ordering tests)."""
 

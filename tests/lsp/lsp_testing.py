@@ -10,10 +10,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
-from hotd_testing import HOTD, HotdTestCase, frame, wait_for  # noqa: E402,F401
+from hotd_testing import HOTD, HotdTestCase, JsonRpcPeer, frame, wait_for  # noqa: E402,F401
 
 
-class LspConnection(object):
+class LspConnection(JsonRpcPeer):
     def __init__(self, read_fd, write_fd):
         self.read_fd, self.write_fd = read_fd, write_fd
         self.buffer = b""
@@ -27,15 +27,6 @@ class LspConnection(object):
 
     def send(self, message):
         self.write(frame(message))
-
-    def request(self, method, params=None):
-        request_id = self.next_id
-        self.next_id += 1
-        self.send({"jsonrpc": "2.0", "id": request_id, "method": method, "params": {} if params is None else params})
-        return request_id
-
-    def notify(self, method, params=None):
-        self.send({"jsonrpc": "2.0", "method": method, "params": {} if params is None else params})
 
     def _take_message(self):
         header_end = self.buffer.find(b"\r\n\r\n")

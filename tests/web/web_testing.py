@@ -11,7 +11,7 @@ import struct
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
-from hotd_testing import HOTD, PYTHON, HotdTestCase, wait_for  # noqa: E402,F401
+from hotd_testing import HOTD, PYTHON, HotdTestCase, JsonRpcPeer, wait_for  # noqa: E402,F401
 
 # A target that prints what value() returns, forever: a save turning "before" into "after" shows.
 APP = """\
@@ -68,7 +68,7 @@ class WebSocketRefused(Exception):
         self.status = status
 
 
-class WebSocket(object):
+class WebSocket(JsonRpcPeer):
     def __init__(self, port, target="/lsp", headers=None, timeout=10.0):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         key = base64.b64encode(os.urandom(16)).decode()
@@ -132,15 +132,6 @@ class WebSocket(object):
         if opcode == OP_CLOSE:
             raise EOFError("closed by the daemon with code %d" % struct.unpack("!H", payload[:2])[0])
         return json.loads(payload)
-
-    def request(self, method, params=None):
-        request_id = self.next_id
-        self.next_id += 1
-        self.send({"jsonrpc": "2.0", "id": request_id, "method": method, "params": {} if params is None else params})
-        return request_id
-
-    def notify(self, method, params=None):
-        self.send({"jsonrpc": "2.0", "method": method, "params": {} if params is None else params})
 
     def wait_for(self, predicate, what="message"):
         while True:
