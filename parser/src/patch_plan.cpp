@@ -60,7 +60,8 @@ std::string_view why_fields_are_fixed(FieldModel model) {
 
 class Differ {
  public:
-  Differ(const Module& before, const Module& after) : before_(before), after_(after) {}
+  Differ(const Module& before, const Module& after, const RunningDrift& drift)
+      : before_(before), after_(after), drift_(drift) {}
 
   Plan run() {
     Plan plan;
@@ -218,6 +219,7 @@ class Differ {
       for (const std::int32_t child : now.children) visit_new(child);
       return true;
     }
+    if (emit_drift(now)) return true;
     if (was->layout_hash != now.layout_hash) {
       emit(ChangeOp::Update, after_, now, was,
            "only comments or blank lines changed inside it; recompiled so that line numbers stay right");
@@ -254,7 +256,11 @@ class Differ {
       }
       return reported;
     }
+    if (drift_.missing.contains(now.qualname)) return emit_drift(now);
     if (was->content_hash == now.content_hash && was->layout_hash == now.layout_hash) {
+      bool reported = false;
+      for (const std::int32_t child : now.children) reported |= visit_drifted(child);
+      if (reported) return true;
       if (was->span.start.line != now.span.start.line) {
         emit(ChangeOp::Shift, after_, now, was, "");  // covers everything inside the class
         return true;
@@ -271,6 +277,32 @@ class Differ {
       reported = true;
     }
     for (const std::int32_t child : now.children) reported |= visit_new(child);
+    return reported;
+  }
+
+  // A definition the process does not run as `before` says, though unchanged from it: sent as an
+  // update (no old line: the running one may sit elsewhere) or, when the process lacks it, an add.
+  bool emit_drift(const Definition& now) {
+    if (now.in_function) return false;
+    if (drift_.missing.contains(now.qualname)) {
+      emit(ChangeOp::Add, after_, now, nullptr, "the running module lacks it: the file changed after the process imported it");
+      return true;
+    }
+    if (now.kind != DefinitionKind::Function || !drift_.differs.contains(now.qualname)) return false;
+    emit(ChangeOp::Update, after_, now, nullptr,
+         "the running code differs from it: the file changed after the process imported it");
+    return true;
+  }
+
+  // Inside a class whose text did not change: the methods (and nested classes) that drifted.
+  bool visit_drifted(std::int32_t index) {
+    if (drift_.empty()) return false;
+    const Definition& now = after_.definitions[index];
+    if (emit_drift(now)) return true;
+    bool reported = false;
+    if (now.kind != DefinitionKind::Function) {
+      for (const std::int32_t child : now.children) reported |= visit_drifted(child);
+    }
     return reported;
   }
 
@@ -381,6 +413,7 @@ class Differ {
     change.is_async = definition.is_async;
     change.is_generator = definition.is_generator;
     if (definition.kind == DefinitionKind::Statement || definition.kind == DefinitionKind::MainBlock) {
+      change.owner = scope_qualname(module, definition);
       change.binds = definition.binds;
       std::string_view first = module.text(definition.span);
       first = first.substr(0, first.find_first_of("\r\n"));
@@ -463,6 +496,7 @@ class Differ {
 
   const Module& before_;
   const Module& after_;
+  const RunningDrift& drift_;
   std::vector<std::int32_t> new_to_old_;
   std::vector<bool> old_matched_;
   std::vector<bool> old_suppressed_;
@@ -473,6 +507,8 @@ class Differ {
 
 }  // namespace
 
-Plan diff_modules(const Module& before, const Module& after) { return Differ(before, after).run(); }
+Plan diff_modules(const Module& before, const Module& after, const RunningDrift& drift) {
+  return Differ(before, after, drift).run();
+}
 
 }  // namespace hotd::parser

@@ -26,40 +26,17 @@ def _start_agent():
         sys.stderr.write("hotd: could not start the agent; the program runs without live patching\n")
         return
     hotd_start.hand_down(library, config)
+    hotd_start.wait_for_registration()
 
 
-def _wait_for_registration(limit=3.0):
-    """Let the agent register before the program starts, so that its first saves are not missed and
-    `import hotd_agent` (hooks, the pytest plugin) works from its first line. Bounded: a daemon that
-    does not answer only costs the program live patching, not its start."""
-    import time
-
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        link = sys.modules.get("hotd_agent.link")
-        if getattr(link, "_settings", None):  # set by registration(); the module may be half-imported
-            return
-        time.sleep(0.002)  # releases the GIL to the agent's thread
-
-
-def _report_main_module(file, limit=1.0):
-    """The script's module is made here, not imported, so the agent's import hook never saw it: wake
-    the agent and let it report the module before the program runs, so that its first save patches."""
-    import time
-
+def _main_module_made(file, source):
+    """The script's module is made here, not imported: give the agent the text it runs and wake it to
+    report the module now rather than at the first save."""
     link = sys.modules.get("hotd_agent.link")
-    reported = getattr(link, "_reported_files", None)
-    wake_fd = link._setting("wake_fd") if reported is not None else None
-    if not wake_fd:
+    if link is None or not hasattr(link, "_running_sources"):
         return
-    try:
-        os.write(int(wake_fd), b"m")
-    except OSError:
-        return
-    path = os.path.abspath(file)
-    deadline = time.monotonic() + limit
-    while path not in reported and time.monotonic() < deadline:
-        time.sleep(0.001)  # releases the GIL to the agent's thread
+    link._running_sources[os.path.abspath(file)] = link._decode_source(source)
+    link._wake_agent()
 
 
 def _run_script(path, args):
@@ -81,7 +58,7 @@ def _run_script(path, args):
     main.__cached__ = None
     main.__builtins__ = __builtins__
     sys.modules["__main__"] = main
-    _report_main_module(file)
+    _main_module_made(file, source)
     exec(code, main.__dict__)
 
 
@@ -101,7 +78,6 @@ def main():
         sys.stderr.write("usage: hotd run [options] (script.py | -m module) [args...]\n")
         sys.exit(2)
     _start_agent()
-    _wait_for_registration()
     try:
         if sys.argv[1] == "-m":
             _run_module(sys.argv[2], sys.argv[3:])

@@ -48,6 +48,10 @@ using Socket = asio::generic::stream_protocol::socket;
 namespace {
 
 constexpr std::size_t kMaxQueuedBytes = 64 * 1024 * 1024;  // a client that stops reading is dropped
+// How long a save waits for a process to say whether it runs the file (agent/sync). Short: a process
+// that holds the GIL in a long call must not hold up a save of a file it may not run; a late answer
+// still gets the save.
+constexpr int kSyncTimeoutMs = 1000;
 
 void log_line(const std::string& message) {
   const std::time_t now = std::time(nullptr);
@@ -111,8 +115,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::string key;
     std::uint64_t save;
     std::shared_ptr<asio::steady_timer> timer;
+    bool sync = false;  // agent/sync: the answer carries modules, not a patch result
   };
-  std::map<std::uint64_t, Outstanding> outstanding;  // patch requests sent to this agent
+  std::map<std::uint64_t, Outstanding> outstanding;  // requests sent to this agent
   int peer_uid() const { return peer_uid_; }
   int peer_pid() const { return peer_pid_; }
   bool open() const { return open_; }
@@ -416,8 +421,9 @@ class Daemon : public LspBackend, public WebHost {
   // Files saved while no daemon was there (or just before the process reported them): what the
   // process runs is older than the disk. A process that watches the file gets the save it missed;
   // otherwise the log says how to apply it.
-  void catch_up(AgentId agent, int pid, const std::vector<std::string>& changed) {
+  void catch_up(AgentId agent, int pid, const std::vector<std::string>& changed, const std::string& being_saved = {}) {
     for (const std::string& path : changed) {
+      if (canonical_path(path) == being_saved) continue;  // the save that asked for the report applies it
       if (const auto set = watches_.find(agent); set != watches_.end() && set->second.wants(path)) {
         log_line(path + " changed since process " + std::to_string(pid) + " loaded it: applying the version on disk");
         file_saved(path);
@@ -428,8 +434,8 @@ class Daemon : public LspBackend, public WebHost {
     }
   }
 
+  // Also for a file no process has reported: one may have imported it since its last report.
   void file_saved(const std::string& path) {
-    if (!coordinator_.knows_file(path)) return;
     const auto text = read_whole_file(path);
     if (!text) return;  // deleted right after the save: the next save brings it back
     apply_save(path, *text, nullptr, nullptr);
@@ -459,13 +465,20 @@ class Daemon : public LspBackend, public WebHost {
         continue;
       }
       const std::uint64_t id = connection->next_request_id++;
-      auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(options_.patch_timeout_ms));
-      connection->outstanding[id] = {dispatch.key, dispatch.save, timer};
+      const bool sync = dispatch.method == "agent/sync";
+      auto timer = std::make_shared<asio::steady_timer>(
+          io_, std::chrono::milliseconds(sync ? std::min(kSyncTimeoutMs, options_.patch_timeout_ms) : options_.patch_timeout_ms));
+      connection->outstanding[id] = {dispatch.key, dispatch.save, timer, sync};
       json params = dispatch.params;
       if (!connection->path_map.empty()) params["file"] = connection->path_map.to_remote(params["file"]);
       const AgentId agent = dispatch.agent;
-      timer->async_wait([this, agent, key = dispatch.key, save = dispatch.save](const boost::system::error_code& error) {
+      timer->async_wait([this, agent, sync, key = dispatch.key, save = dispatch.save](const boost::system::error_code& error) {
         if (error) return;
+        if (sync) {
+          log_line("process of agent " + std::to_string(agent) + " did not say in time whether it runs " + key +
+                   "; it gets the save if its answer says so");
+          return complete(coordinator_.on_sync_timeout(agent, save));
+        }
         log_line("process of agent " + std::to_string(agent) + " did not answer a patch of " + key + " in time");
         complete(coordinator_.on_timeout(agent, key, save));
       });
@@ -493,6 +506,8 @@ class Daemon : public LspBackend, public WebHost {
   }
 
   void handle_agent(const std::shared_ptr<Connection>& connection, const json& message);
+  void modules_reported(const Connection& connection, const json& params, const std::string& being_saved = {});
+  void synced(const std::shared_ptr<Connection>& connection, const Connection::Outstanding& sync, const json& result);
   std::vector<LoadedModule> loaded_modules(const Connection& connection, const json& params);
   void handle_client(const std::shared_ptr<Connection>& connection, const json& message);
 
@@ -728,20 +743,19 @@ void Daemon::handle_agent(const std::shared_ptr<Connection>& connection, const j
     connection->agent_pid = info.pid;
     agent_connections_[id] = connection;
     const std::vector<LoadedModule> modules = loaded_modules(*connection, params);
-    const std::vector<std::string> changed = coordinator_.modules_loaded(id, modules);
+    auto loaded = coordinator_.modules_loaded(id, modules);
     const json watching =
         start_watching(id, info.pid, info.watch, WatchOptions::from_json(params.value("watch_options", json::object())));
     log_line("process " + std::to_string(info.pid) + (connection->remote.empty() ? "" : " at " + connection->remote) +
              " registered: python " + info.python_version + ", " + std::to_string(modules.size()) + " module(s)");
     connection->send({{"jsonrpc", "2.0"}, {"id", message.value("id", json())},
                       {"result", {{"agent", id}, {"watching", watching}}}});
-    catch_up(id, info.pid, changed);
+    catch_up(id, info.pid, loaded.changed_on_disk);
     return;
   }
   if (method == "agent/imported") {
     if (!connection->agent) return;
-    catch_up(connection->agent, connection->agent_pid,
-             coordinator_.modules_loaded(connection->agent, loaded_modules(*connection, params)));
+    modules_reported(*connection, params);
     return;
   }
   if (method.empty() && message.contains("id") && message["id"].is_number_unsigned()) {
@@ -750,6 +764,7 @@ void Daemon::handle_agent(const std::shared_ptr<Connection>& connection, const j
     const Connection::Outstanding outstanding = found->second;
     connection->outstanding.erase(found);
     outstanding.timer->cancel();
+    if (outstanding.sync) return synced(connection, outstanding, message.value("result", json::object()));
     json result = message.contains("result") ? message["result"] : json{{"error", message.value("error", json())}};
     auto outcome = coordinator_.on_result(connection->agent, outstanding.key, outstanding.save, result);
     send_dispatches(outcome.dispatches);
@@ -761,13 +776,43 @@ void Daemon::handle_agent(const std::shared_ptr<Connection>& connection, const j
   }
 }
 
+// Modules an agent reported (`agent/imported`, or the answer to a sync for `being_saved`): saves that
+// waited for them go out, and files changed on disk since are caught up.
+void Daemon::modules_reported(const Connection& connection, const json& params, const std::string& being_saved) {
+  auto loaded = coordinator_.modules_loaded(connection.agent, loaded_modules(connection, params));
+  send_dispatches(loaded.dispatches);
+  complete(loaded.completed);
+  catch_up(connection.agent, connection.agent_pid, loaded.changed_on_disk, being_saved);
+}
+
+// The answer to an agent/sync: record what the process imported, then plan the save for it. While the
+// file's import is still running there, its report is awaited (as long as a patch may take).
+void Daemon::synced(const std::shared_ptr<Connection>& connection, const Connection::Outstanding& sync,
+                    const json& result) {
+  if (!result.is_object()) return complete(coordinator_.on_sync_timeout(connection->agent, sync.save));
+  modules_reported(*connection, result, sync.key);
+  const bool importing = result.value("importing", false);
+  auto outcome = coordinator_.on_synced(connection->agent, sync.key, sync.save, importing);
+  send_dispatches(outcome.dispatches);
+  complete(outcome.completed);
+  if (!importing) return;
+  auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(options_.patch_timeout_ms));
+  timer->async_wait([this, timer, agent = connection->agent, save = sync.save](const boost::system::error_code& error) {
+    if (!error) complete(coordinator_.on_sync_timeout(agent, save));
+  });
+}
+
 // The modules of an `agent/register` or `agent/imported`, with the editor's paths.
 std::vector<LoadedModule> Daemon::loaded_modules(const Connection& connection, const json& params) {
   std::vector<LoadedModule> modules;
   for (const json& module : params.value("modules", json::array())) {
     std::optional<std::string> source;
     if (module.contains("source")) source = module["source"].get<std::string>();
-    modules.push_back({module.value("name", ""), connection.path_map.to_local(module.value("file", "")), std::move(source)});
+    parser::RunningDrift drift;
+    for (const json& name : module.value("differs", json::array())) drift.differs.insert(name.get<std::string>());
+    for (const json& name : module.value("missing", json::array())) drift.missing.insert(name.get<std::string>());
+    modules.push_back({module.value("name", ""), connection.path_map.to_local(module.value("file", "")),
+                       std::move(source), std::move(drift)});
   }
   return modules;
 }

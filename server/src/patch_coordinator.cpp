@@ -27,6 +27,12 @@ bool reloaded(const json& result, const std::string& path) {
   return std::find(files.begin(), files.end(), json(path)) != files.end();
 }
 
+// What a change is about, for rude edits kept pending: a definition by qualname, a statement by
+// the class it belongs to (the rude statements are class fields, members and __slots__).
+const std::string& definition_key(const parser::Change& change) {
+  return change.qualname.empty() ? change.owner : change.qualname;
+}
+
 }  // namespace
 
 PatchCoordinator::PatchCoordinator(FileReader read_file, Canonicalizer canonical)
@@ -43,6 +49,14 @@ std::vector<TicketResult> PatchCoordinator::remove_agent(AgentId id) {
   const auto found = agents_.find(id);
   if (found == agents_.end()) return completed;
   const int pid = found->second.info.pid;
+  for (auto& [number, save] : saves_) {
+    if (save.syncing.erase(id) > 0) release(save.ticket, id, completed);
+  }
+  for (const auto& [key, number] : found->second.awaiting_import) {
+    answer(saves_.at(number).ticket, id,
+           {pid, "exited", json{{"error", "the process exited or disconnected while it was importing the file"}}},
+           completed);
+  }
   for (auto& [key, file] : found->second.files) {
     for (const auto& save : {file.in_flight, file.pending}) {
       if (!save) continue;
@@ -53,6 +67,7 @@ std::vector<TicketResult> PatchCoordinator::remove_agent(AgentId id) {
     }
   }
   agents_.erase(found);
+  forget_finished_saves();
   return recorded(std::move(completed));
 }
 
@@ -71,26 +86,40 @@ std::shared_ptr<const PatchCoordinator::Baseline> PatchCoordinator::intern_basel
   return baseline;
 }
 
-std::vector<std::string> PatchCoordinator::modules_loaded(AgentId id, const std::vector<LoadedModule>& modules) {
-  std::vector<std::string> changed_on_disk;
+PatchCoordinator::LoadOutcome PatchCoordinator::modules_loaded(AgentId id, const std::vector<LoadedModule>& modules) {
+  LoadOutcome outcome;
   const auto found = agents_.find(id);
-  if (found == agents_.end()) return changed_on_disk;
+  if (found == agents_.end()) return outcome;
+  Agent& agent = found->second;
   for (const LoadedModule& module : modules) {
     const std::string key = canonical_(module.file);
-    ProcessFile& file = found->second.files[key];
+    ProcessFile& file = agent.files[key];
     file.path = module.file;
     if (std::find(file.modules.begin(), file.modules.end(), module.name) == file.modules.end()) {
       file.modules.push_back(module.name);
     }
-    if (file.baseline) continue;
+    const bool reimported = file.baseline && module.source && *module.source != file.baseline->source &&
+                            !file.in_flight;
+    if (file.baseline && !reimported) continue;
     const auto on_disk = read_file_(module.file);
     const auto& running = module.source ? module.source : on_disk;
     if (!running) continue;
     file.baseline = intern_baseline(files_[key], *running);
+    file.drift = module.drift;
+    file.rude_base.reset();
+    file.rude_definitions.clear();
     if (history_[key].empty()) record_history(key, module.file, "loaded", *running, 0);
-    if (on_disk && *on_disk != *running) changed_on_disk.push_back(module.file);
+    if (const auto awaited = agent.awaiting_import.find(key); awaited != agent.awaiting_import.end()) {
+      const std::uint64_t save = awaited->second;  // the newest save: it brings the file up to date
+      agent.awaiting_import.erase(awaited);
+      send_or_queue(key, save, {id}, outcome.dispatches, outcome.completed);
+    } else if ((on_disk && *on_disk != *running) || !file.drift.empty()) {
+      outcome.changed_on_disk.push_back(module.file);
+    }
   }
-  return changed_on_disk;
+  forget_finished_saves();
+  outcome.completed = recorded(std::move(outcome.completed));
+  return outcome;
 }
 
 void PatchCoordinator::answer(TicketId ticket_id, AgentId agent, ProcessOutcome outcome,
@@ -107,6 +136,41 @@ void PatchCoordinator::answer(TicketId ticket_id, AgentId agent, ProcessOutcome 
   }
 }
 
+void PatchCoordinator::release(TicketId ticket_id, AgentId agent, std::vector<TicketResult>& completed) {
+  const auto found = tickets_.find(ticket_id);
+  if (found == tickets_.end() || found->second.waiting.erase(agent) == 0 || !found->second.waiting.empty()) return;
+  completed.push_back(std::move(found->second.result));
+  tickets_.erase(found);
+}
+
+parser::Plan PatchCoordinator::plan_for(const ProcessFile& file, const parser::Module& after) const {
+  parser::Plan plan = parser::diff_modules(file.baseline->module, after, file.drift);
+  if (file.rude_definitions.empty() || !plan.ok) return plan;
+  // For the definitions whose rude edit is pending, what the process runs is in rude_base.
+  const auto pending = [&](const parser::Change& change) { return file.rude_definitions.contains(definition_key(change)); };
+  std::erase_if(plan.changes, pending);
+  for (parser::Change& change : parser::diff_modules(file.rude_base->module, after).changes) {
+    if (pending(change)) plan.changes.push_back(std::move(change));
+  }
+  return plan;
+}
+
+void PatchCoordinator::keep_rude_pending(ProcessFile& file, const std::shared_ptr<const Baseline>& before,
+                                         const json& result) {
+  std::set<std::string> rude = std::move(file.in_flight_rude);
+  for (const json& entry : result.value("results", json::array())) {
+    if (entry.value("status", "") == "rude" && entry.contains("qualname") && entry["qualname"].is_string()) {
+      rude.insert(entry["qualname"].get<std::string>());
+    }
+  }
+  if (rude.empty()) {
+    file.rude_base.reset();
+  } else if (!file.rude_base) {
+    file.rude_base = before;
+  }
+  file.rude_definitions = std::move(rude);
+}
+
 std::optional<Dispatch> PatchCoordinator::make_dispatch(AgentId agent_id, Agent& agent, ProcessFile& file,
                                                         const std::string& key, std::uint64_t save_number,
                                                         std::vector<TicketResult>& completed) {
@@ -114,6 +178,7 @@ std::optional<Dispatch> PatchCoordinator::make_dispatch(AgentId agent_id, Agent&
   const int pid = agent.info.pid;
   if (save.reload) {  // the agent reads the file itself: neither the baseline nor a plan is needed
     file.in_flight = save_number;
+    file.newest_save = save_number;
     return Dispatch{agent_id, file.path, key, save_number,
                     {{"file", file.path}, {"modules", file.modules}, {"save", save_number}}, "agent/reload"};
   }
@@ -123,7 +188,7 @@ std::optional<Dispatch> PatchCoordinator::make_dispatch(AgentId agent_id, Agent&
            completed);
     return std::nullopt;
   }
-  if (file.baseline->source == save.text) {
+  if (file.baseline->source == save.text && file.drift.empty() && file.rude_definitions.empty()) {
     answer(save.ticket, agent_id, {pid, "unchanged", json::object()}, completed);
     return std::nullopt;
   }
@@ -134,7 +199,11 @@ std::optional<Dispatch> PatchCoordinator::make_dispatch(AgentId agent_id, Agent&
     reparsed = parser::parse_module(save.text);
     after = &reparsed;
   }
-  const parser::Plan plan = parser::diff_modules(file.baseline->module, *after);
+  const parser::Plan plan = plan_for(file, *after);
+  file.in_flight_rude.clear();
+  for (const parser::Change& change : plan.changes) {
+    if (change.op == parser::ChangeOp::Rude) file.in_flight_rude.insert(definition_key(change));
+  }
   Dispatch dispatch;
   dispatch.agent = agent_id;
   dispatch.file = file.path;
@@ -147,6 +216,7 @@ std::optional<Dispatch> PatchCoordinator::make_dispatch(AgentId agent_id, Agent&
                      // The agent keeps it as what it runs, for the next daemon should this one go away.
                      {"source", save.text}};
   file.in_flight = save_number;
+  file.newest_save = save_number;
   return dispatch;
 }
 
@@ -179,15 +249,23 @@ PatchCoordinator::SaveOutcome PatchCoordinator::save(const std::string& path, st
   }
 
   const std::vector<AgentId> targets = agents_with_file(key);
-  if (targets.empty()) {
+  std::set<AgentId> unsure;  // every other process: it may have imported the file since its last report
+  for (const auto& [id, agent] : agents_) {
+    if (!agent.files.contains(key)) unsure.insert(id);
+  }
+  if (targets.empty() && unsure.empty()) {
     outcome.completed.push_back(std::move(ticket.result));
     tickets_.erase(ticket_id);
     outcome.completed = recorded(std::move(outcome.completed));
     return outcome;
   }
   ticket.waiting.insert(targets.begin(), targets.end());
-  saves_[save_number] = Save{key, std::move(text), ticket_id};
-  send_or_queue(key, save_number, targets, outcome);
+  ticket.waiting.insert(unsure.begin(), unsure.end());
+  saves_[save_number] = Save{key, std::move(text), ticket_id, false, unsure};
+  send_or_queue(key, save_number, targets, outcome.dispatches, outcome.completed);
+  for (const AgentId id : unsure) {
+    outcome.dispatches.push_back(Dispatch{id, path, key, save_number, {{"file", path}}, "agent/sync"});
+  }
   outcome.completed = recorded(std::move(outcome.completed));
   return outcome;
 }
@@ -208,28 +286,95 @@ PatchCoordinator::SaveOutcome PatchCoordinator::reload(const std::string& path, 
   }
   ticket.waiting.insert(targets.begin(), targets.end());
   saves_[save_number] = Save{key, std::move(text), outcome.ticket, true};
-  send_or_queue(key, save_number, targets, outcome);
+  send_or_queue(key, save_number, targets, outcome.dispatches, outcome.completed);
   return outcome;
 }
 
 void PatchCoordinator::send_or_queue(const std::string& key, std::uint64_t save_number,
-                                     const std::vector<AgentId>& targets, SaveOutcome& outcome) {
+                                     const std::vector<AgentId>& targets, std::vector<Dispatch>& dispatches,
+                                     std::vector<TicketResult>& completed) {
   for (const AgentId id : targets) {
     Agent& agent = agents_.at(id);
     ProcessFile& file = agent.files.at(key);
+    if (file.newest_save > save_number) {  // a sync answered after a newer save went out directly
+      answer(saves_.at(save_number).ticket, id,
+             {agent.info.pid, "superseded", json{{"error", "a newer save of the same file replaced it"}}}, completed);
+      continue;
+    }
     if (file.in_flight) {
       if (file.pending) {  // coalesce: only the newest waits behind the plan in flight
         answer(saves_.at(*file.pending).ticket, id,
                {agent.info.pid, "superseded", json{{"error", "a newer save of the same file replaced it"}}},
-               outcome.completed);
+               completed);
       }
       file.pending = save_number;
+      file.newest_save = save_number;
       continue;
     }
-    if (auto dispatch = make_dispatch(id, agent, file, key, save_number, outcome.completed)) {
-      outcome.dispatches.push_back(std::move(*dispatch));
+    if (auto dispatch = make_dispatch(id, agent, file, key, save_number, completed)) {
+      dispatches.push_back(std::move(*dispatch));
     }
   }
+}
+
+PatchCoordinator::ResultOutcome PatchCoordinator::on_synced(AgentId id, const std::string& key, std::uint64_t save,
+                                                            bool importing) {
+  ResultOutcome outcome;
+  const auto agent_entry = agents_.find(id);
+  const auto save_entry = saves_.find(save);
+  if (agent_entry == agents_.end() || save_entry == saves_.end()) return outcome;
+  save_entry->second.syncing.erase(id);
+  Agent& agent = agent_entry->second;
+  if (agent.files.contains(key)) {
+    send_or_queue(key, save, {id}, outcome.dispatches, outcome.completed);
+  } else if (importing) {
+    auto& awaited = agent.awaiting_import[key];
+    if (awaited != 0 && awaited != save) {
+      answer(saves_.at(awaited).ticket, id,
+             {agent.info.pid, "superseded", json{{"error", "a newer save of the same file replaced it"}}},
+             outcome.completed);
+    }
+    awaited = save;
+  } else {
+    release(save_entry->second.ticket, id, outcome.completed);
+  }
+  forget_finished_saves();
+  outcome.completed = recorded(std::move(outcome.completed));
+  return outcome;
+}
+
+std::vector<TicketResult> PatchCoordinator::on_sync_timeout(AgentId id, std::uint64_t save) {
+  std::vector<TicketResult> completed;
+  const auto agent_entry = agents_.find(id);
+  const auto save_entry = saves_.find(save);
+  if (agent_entry == agents_.end() || save_entry == saves_.end()) return completed;
+  const Save& waiting = save_entry->second;
+  const auto awaited = agent_entry->second.awaiting_import.find(waiting.key);
+  if (awaited != agent_entry->second.awaiting_import.end() && awaited->second == save) {
+    answer(waiting.ticket, id,
+           {agent_entry->second.info.pid, "timeout",
+            json{{"error", "the process is still importing the file (its top level is running): the save "
+                           "applies when that import ends"}}},
+           completed);
+  } else if (waiting.syncing.contains(id)) {
+    release(waiting.ticket, id, completed);  // it still gets the save if its late answer says it runs the file
+  }
+  return recorded(std::move(completed));
+}
+
+void PatchCoordinator::forget_finished_saves() {
+  std::erase_if(saves_, [this](const auto& entry) {
+    if (!entry.second.syncing.empty()) return false;
+    for (const auto& [agent_id, each] : agents_) {
+      for (const auto& [file_key, awaited] : each.awaiting_import) {
+        if (awaited == entry.first) return false;
+      }
+      for (const auto& [file_key, each_file] : each.files) {
+        if (each_file.in_flight == entry.first || each_file.pending == entry.first) return false;
+      }
+    }
+    return true;
+  });
 }
 
 PatchCoordinator::ResultOutcome PatchCoordinator::on_result(AgentId id, const std::string& key, std::uint64_t save,
@@ -246,8 +391,18 @@ PatchCoordinator::ResultOutcome PatchCoordinator::on_result(AgentId id, const st
 
   const bool reload = save_entry->second.reload;
   const bool applied = !failed_to_deliver && (reload ? reloaded(result, file.path) : !nothing_applied(result));
-  if (applied) file.baseline = intern_baseline(files_[key], save_entry->second.text);
-  if (applied && reload) adopt_reloaded_dependents(agent, key, result);
+  if (applied) {
+    const auto before = file.baseline;
+    file.baseline = intern_baseline(files_[key], save_entry->second.text);
+    file.drift = {};
+    if (reload) {
+      file.rude_base.reset();
+      file.rude_definitions.clear();
+      adopt_reloaded_dependents(agent, key, result);
+    } else {
+      keep_rude_pending(file, before, result);
+    }
+  }
   std::string status = "failed";
   if (applied) status = result.value("ok", false) ? "applied" : "partial";
   answer(save_entry->second.ticket, id, {agent.info.pid, status, result}, outcome.completed);
@@ -259,15 +414,7 @@ PatchCoordinator::ResultOutcome PatchCoordinator::on_result(AgentId id, const st
       outcome.dispatches.push_back(std::move(*dispatch));
     }
   }
-  // A save is kept only while some process still has it in flight or pending.
-  std::erase_if(saves_, [this](const auto& entry) {
-    for (const auto& [agent_id, each] : agents_) {
-      for (const auto& [file_key, each_file] : each.files) {
-        if (each_file.in_flight == entry.first || each_file.pending == entry.first) return false;
-      }
-    }
-    return true;
-  });
+  forget_finished_saves();
   outcome.completed = recorded(std::move(outcome.completed));
   return outcome;
 }
@@ -356,7 +503,11 @@ json PatchCoordinator::describe_agent(AgentId id) const {
   const Agent& agent = found->second;
   json files = json::array();
   for (const auto& [key, file] : agent.files) {
-    files.push_back({{"file", file.path}, {"modules", file.modules}, {"patching", file.in_flight.has_value()}});
+    json entry = {{"file", file.path}, {"modules", file.modules}, {"patching", file.in_flight.has_value()}};
+    // Definitions that do not run the text hotd has, until a save applies them.
+    if (!file.drift.empty()) entry["drift"] = {{"differs", file.drift.differs}, {"missing", file.drift.missing}};
+    if (!file.rude_definitions.empty()) entry["rude_pending"] = file.rude_definitions;
+    files.push_back(std::move(entry));
   }
   return {{"pid", agent.info.pid},         {"python_version", agent.info.python_version},
           {"executable", agent.info.executable}, {"argv", agent.info.argv},

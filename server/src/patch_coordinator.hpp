@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hotd/parser/definition.hpp"
+#include "hotd/parser/patch_plan.hpp"
 #include "hotd/parser/python_document.hpp"
 
 namespace hotd::server {
@@ -44,22 +45,28 @@ struct LoadedModule {
   // The text the process runs, as it reported it; without it (not UTF-8, too large) the file on disk
   // is taken for it.
   std::optional<std::string> source;
+  // Where the live code is not what `source` compiles to (the agent compared them): the next save
+  // updates those definitions even if it does not change them.
+  parser::RunningDrift drift;
 };
 
-// A plan to send to one agent as `agent/patch`, or a whole-module reload as `agent/reload`.
+// A plan to send to one agent as `agent/patch`, a whole-module reload as `agent/reload`, or, to a
+// process that has not reported the saved file, `agent/sync`: the barrier that brings the report of
+// every import that finished before the save (the process may have imported the file since its last
+// report) before the save is planned for it.
 struct Dispatch {
   AgentId agent = 0;
   std::string file;     // as the agent spells it
   std::string key;      // canonical path
   std::uint64_t save = 0;
-  nlohmann::json params;  // {file, modules, save, plan, source}; only {file, modules, save} for a reload
+  nlohmann::json params;  // {file, modules, save, plan, source}; {file, modules, save} for a reload; {file} for a sync
   std::string method = "agent/patch";
 };
 
 // What one process did with one save, for the ticket.
 struct ProcessOutcome {
   int pid = 0;
-  std::string status;  // applied, partial, failed, unchanged, syntax-error, superseded, timeout, exited
+  std::string status;  // applied, partial, failed, unchanged, superseded, timeout, exited
   nlohmann::json result;  // the agent's result, or {"error": ...}
 };
 
@@ -95,10 +102,17 @@ class PatchCoordinator {
   AgentId add_agent(AgentInfo info);
   // The process went away: its pending answers complete as "exited".
   std::vector<TicketResult> remove_agent(AgentId agent);
+
+  struct LoadOutcome {
+    // Files (as the process spells them) whose text on disk differs from what the process runs:
+    // saved while no daemon was there to patch them, or while the process was importing them.
+    std::vector<std::string> changed_on_disk;
+    std::vector<Dispatch> dispatches;  // saves that waited for this report (a sync found the import running)
+    std::vector<TicketResult> completed;
+  };
   // Records modules; a new file's baseline is the text the process reported, else the file on disk.
-  // Returns the files (as the process spells them) whose text on disk differs from what the process
-  // runs: saved while no daemon was there to patch them (or in the moment before the report).
-  std::vector<std::string> modules_loaded(AgentId agent, const std::vector<LoadedModule>& modules);
+  // A module reported again with a new text (the process re-imported it) takes that text.
+  LoadOutcome modules_loaded(AgentId agent, const std::vector<LoadedModule>& modules);
 
   struct SaveOutcome {
     std::vector<Dispatch> dispatches;
@@ -126,6 +140,14 @@ class PatchCoordinator {
   // The process did not answer in time: its ticket entry completes as "timeout" (a late answer
   // still updates the baseline).
   std::vector<TicketResult> on_timeout(AgentId agent, const std::string& key, std::uint64_t save);
+  // The answer to an `agent/sync` for `save` (after the daemon recorded the modules it carried): the
+  // save goes to the process if it runs the file now, waits for its report while it is `importing`
+  // the file, and otherwise the ticket stops waiting for it.
+  ResultOutcome on_synced(AgentId agent, const std::string& key, std::uint64_t save, bool importing);
+  // No answer to a sync in time, or the import it waits for did not end in time. A process that does
+  // not answer whether it runs the file is left out of the ticket (a late answer still dispatches);
+  // one still importing the file gets "timeout", and the save applies when its report comes.
+  std::vector<TicketResult> on_sync_timeout(AgentId agent, std::uint64_t save);
 
   // Oldest first; every file's when `path` is empty.
   std::vector<HistoryEntry> history(const std::string& path) const;
@@ -152,6 +174,13 @@ class PatchCoordinator {
     std::string path;                 // as the agent spells it
     std::vector<std::string> modules;
     std::shared_ptr<const Baseline> baseline;
+    parser::RunningDrift drift;  // definitions that do not run `baseline`, until a save applies
+    // Rude edits the process did not apply: it still runs these definitions (qualnames) as in
+    // `rude_base`, so every later save reports them again until the process runs their new text.
+    std::shared_ptr<const Baseline> rude_base;
+    std::set<std::string> rude_definitions;
+    std::set<std::string> in_flight_rude;    // the rude edits of the plan in flight
+    std::uint64_t newest_save = 0;           // the newest save sent or queued to the process
     std::optional<std::uint64_t> in_flight;  // save number of the plan being applied
     std::optional<std::uint64_t> pending;    // newest save waiting behind it
   };
@@ -159,6 +188,7 @@ class PatchCoordinator {
   struct Agent {
     AgentInfo info;
     std::map<std::string, ProcessFile> files;  // by canonical path
+    std::map<std::string, std::uint64_t> awaiting_import;  // file key -> newest save waiting for its report
   };
 
   struct Save {
@@ -166,6 +196,7 @@ class PatchCoordinator {
     std::string text;
     TicketId ticket = 0;
     bool reload = false;  // `hotd reload`: re-execute from disk instead of a plan
+    std::set<AgentId> syncing;  // processes asked whether they run the file, not answered yet
   };
 
   struct FileState {
@@ -182,12 +213,22 @@ class PatchCoordinator {
   std::shared_ptr<const Baseline> intern_baseline(FileState& state, const std::string& source);
   std::optional<Dispatch> make_dispatch(AgentId agent_id, Agent& agent, ProcessFile& file, const std::string& key,
                                         std::uint64_t save_number, std::vector<TicketResult>& completed);
-  // Sends save `save_number` to each target now, or queues it behind the plan in flight (coalescing).
+  // Sends save `save_number` to each target now, or queues it behind the plan in flight (coalescing);
+  // a save older than one the process already has is superseded.
   void send_or_queue(const std::string& key, std::uint64_t save_number, const std::vector<AgentId>& targets,
-                     SaveOutcome& outcome);
+                     std::vector<Dispatch>& dispatches, std::vector<TicketResult>& completed);
   void answer(TicketId ticket, AgentId agent, ProcessOutcome outcome, std::vector<TicketResult>& completed);
   // After a reload: the dependents the agent re-executed run their disk text now.
   void adopt_reloaded_dependents(Agent& agent, const std::string& key, const nlohmann::json& result);
+  // The plan for one process: its baseline against the save, its drift, and its pending rude edits
+  // diffed from what it still runs for them.
+  parser::Plan plan_for(const ProcessFile& file, const parser::Module& after) const;
+  // After a plan applied: the rude edits of `result` stay pending against what ran before.
+  void keep_rude_pending(ProcessFile& file, const std::shared_ptr<const Baseline>& before, const nlohmann::json& result);
+  // Ends the ticket's wait for `agent` without an answer of its own (it does not run the file).
+  void release(TicketId ticket, AgentId agent, std::vector<TicketResult>& completed);
+  // A save is kept while some process has it in flight, pending, being synced or awaiting an import.
+  void forget_finished_saves();
 
   FileReader read_file_;
   Canonicalizer canonical_;

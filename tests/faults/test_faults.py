@@ -25,6 +25,12 @@ def with_statement(value, statement):
     return loop_app(value).replace("def main():", statement + "\n\ndef main():")
 
 
+def with_added_function(value, default):
+    """LOOP_APP returning `value`, with a new function whose default is `default`: adding it to a
+    running script evaluates the default inside the patch (its top-level statements are not re-run)."""
+    return with_statement(value, "def added(x=%s):\n    return x" % default)
+
+
 def exited(pid):
     try:
         with open("/proc/%d/stat" % pid) as stat:
@@ -132,7 +138,7 @@ class Patches(FaultTestCase):
         stuck_process = self.start(stuck, options=["--no-watch"])
         other, other_process = self.attached_app("other.py", 1)
         self.wait_attached(stuck_process)
-        self.write("stuck.py", with_statement(1, "LIMIT = 2\nwhile True:\n    pass"))
+        self.write("stuck.py", with_added_function(1, "any(False for _ in iter(int, 1))"))  # never ends
         started = time.monotonic()
         result = self.hotd("patch", stuck, check=False)
         self.assertEqual(result.returncode, 1, result.stdout)
@@ -150,7 +156,7 @@ class Patches(FaultTestCase):
     def test_target_killed_mid_patch_is_reported_before_the_timeout(self):
         self.hotd("serve", "--patch-timeout-ms", "30000")
         app, process = self.attached_app("app.py", 1)
-        self.write("app.py", with_statement(1, "import time as _t\n_t.sleep(60)"))
+        self.write("app.py", with_added_function(1, "__import__('time').sleep(60)"))
         patch = self.patch_in_background(app)
         wait_for(lambda: any(f["patching"] for p in json.loads(self.hotd("ps", "--json").stdout)["processes"]
                              for f in p["files"]), message="the patch to be in progress")

@@ -238,7 +238,7 @@ TEST_CASE("the text a process reports is its baseline, and a file changed on dis
   const AgentId agent = disk.coordinator.add_agent(AgentInfo{100});
   const auto changed = disk.coordinator.modules_loaded(
       agent, {{"app", "/app.py", version(1)}, {"same", "/same.py", version(7)}, {"unreported", "/same.py"}});
-  CHECK(changed == std::vector<std::string>{"/app.py"});
+  CHECK(changed.changed_on_disk == std::vector<std::string>{"/app.py"});
   auto outcome = disk.coordinator.save("/app.py", version(2));
   REQUIRE(outcome.dispatches.size() == 1);  // diffed against version 1, not "unchanged"
   CHECK(first_op(outcome.dispatches[0]) == "update");
@@ -250,7 +250,7 @@ TEST_CASE("without a reported text the baseline is read from disk") {
   Disk disk;
   disk.files["/app.py"] = version(1);
   const AgentId agent = disk.coordinator.add_agent(AgentInfo{100});
-  CHECK(disk.coordinator.modules_loaded(agent, {{"app", "/app.py"}}).empty());
+  CHECK(disk.coordinator.modules_loaded(agent, {{"app", "/app.py"}}).changed_on_disk.empty());
   auto outcome = disk.coordinator.save("/app.py", version(1));
   CHECK(outcome.dispatches.empty());
   REQUIRE(outcome.completed.size() == 1);

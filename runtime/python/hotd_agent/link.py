@@ -7,21 +7,26 @@ daemon, `drain` when the import hook signalled new modules (and again every few 
 Runs on a foreign thread: no `threading`, `logging` or `asyncio` imports.
 """
 
+import importlib.machinery
 import json
 import os
 import sys
 import time
+import types
 
 # Read by the native agent after every call: true once the daemon asked this agent to detach.
 stop_requested = False
-# Read by the native agent after every call: true while an import that was signalled has not yet put
-# its module in sys.modules, so the agent drains again shortly instead of waiting for the next import.
+# Read by the native agent after every call: true while a report is owed that no wake-up will bring:
+# a module imported by a loader hotd does not watch (it signals the start of the import only), or a
+# watched import the daemon is waiting for; the agent then drains again every few milliseconds.
 drain_again = False
 
-# The import hook signals when an import starts: the agent thread often drains while the importer
-# is still searching the path (stat releases the GIL), before the module exists. Names stay awaited
-# until their module is in sys.modules, or until no import happened for this long (a failed import).
+# Names of imports by loaders hotd does not watch stay awaited until their module is in sys.modules,
+# or until no import happened for this long (a failed import).
 AWAIT_IMPORT_SECONDS = 2.0
+# A module whose top level is still running this long after its import started is reported anyway:
+# the program's main loop runs inside that import, and saves patch it as a running script.
+LONG_IMPORT_SECONDS = 1.0
 # Sources travel with the modules reported to the daemon; a message stays far below the daemon's
 # 64 MiB cap, and a larger program is reported over several messages.
 MAX_SOURCE_BYTES = 8 << 20
@@ -31,20 +36,28 @@ MAX_REPORT_BYTES = 16 << 20
 # child interpreter __main__ gets its file after the agent started (multiprocessing's spawned children
 # replace it with `__mp_main__`).
 _BOOTSTRAP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hotd_run.py")
-
 _settings = {}
 _config_for_children = [b""]  # the starter's config lines, to start an agent in a forked child
 _fork_hook_installed = [False]
+_registered = [False]  # the daemon answered this connection's registration
 _reported_files = {}  # file path -> module names already reported to the daemon
-# file path -> the text this process runs (str): read when the module was first reported, replaced by
-# each save applied and each reload. Kept across daemon restarts (and inherited by forked children),
-# so that a new daemon diffs the next save against what runs, not against what is on disk by then.
+# file path -> the text this process runs (str, or None when it cannot be known): captured by the
+# loader when the module's code was made (_CapturingLoader), replaced by each save applied and each
+# reload. Kept across daemon restarts (and inherited by forked children), so that a new daemon diffs
+# the next save against what runs, not against what is on disk by then.
 _running_sources = {}
+# file path -> {"differs": [...], "missing": [...]}: definitions whose running code is not what the
+# text of _running_sources compiles to (the file changed between the import and the report, as when
+# hotd attaches to a process whose file was edited since). Kept until a save of the file applies.
+_drifts = {}
+_unverified = set()  # files whose text was read after their import: compared with the live code
+_importing = {}  # file path -> time.monotonic() when its module's top level started running
 _next_request_id = [1]
-_import_signal = []  # the meta path entry, once installed
-_awaited_imports = {}  # module name -> True, while its import may still be running
-_last_import = [0.0]  # time.monotonic() of the latest import signal
+_import_watch = []  # the meta path entry, once installed
+_awaited_imports = {}  # module name -> True, while an unwatched import may still be running
+_last_import = [0.0]  # time.monotonic() of the latest unwatched import signal
 _excluded_prefixes = []
+_process_start = []  # the process's start time (epoch seconds), once read
 
 
 def _parse_config(config):
@@ -79,6 +92,8 @@ def _compute_excluded_prefixes():
 
 
 def _is_user_file(path):
+    if not _excluded_prefixes:
+        _excluded_prefixes.append(_compute_excluded_prefixes())
     if not path or not path.endswith(".py"):
         return False
     if "site-packages" in path or "dist-packages" in path:
@@ -86,31 +101,153 @@ def _is_user_file(path):
     return not path.startswith(_excluded_prefixes[0])
 
 
-def _read_source(path):
-    """The file's text, or None when it cannot be read, is not UTF-8 (JSON carries text only) or is
-    too large to send; the daemon then reads the file itself."""
+def _decode_source(data):
+    """The text of a module file's bytes, or None when JSON cannot carry it (not UTF-8) or it is too
+    large to send; the daemon then reads the file itself."""
+    if data is None or len(data) > MAX_SOURCE_BYTES:
+        return None
     try:
-        with open(path, "rb") as source:
-            data = source.read(MAX_SOURCE_BYTES + 1)
-        return data.decode("utf-8") if len(data) <= MAX_SOURCE_BYTES else None
-    except (OSError, UnicodeDecodeError):
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
         return None
 
 
-def _new_user_modules():
+def _read_source(path):
+    try:
+        with open(path, "rb") as source:
+            return _decode_source(source.read(MAX_SOURCE_BYTES + 1))
+    except OSError:
+        return None
+
+
+def _started_at():
+    """When this process started (seconds since the epoch), from /proc; 0 where it cannot be read,
+    which makes every file count as possibly changed since."""
+    if not _process_start:
+        started = 0.0
+        try:
+            with open("/proc/self/stat", "rb") as stat:
+                ticks = int(stat.read().rsplit(b")", 1)[1].split()[19])
+            with open("/proc/stat", "rb") as system:
+                boot = next(int(line.split()[1]) for line in system if line.startswith(b"btime "))
+            started = boot + ticks / float(os.sysconf("SC_CLK_TCK"))
+        except (OSError, ValueError, IndexError, StopIteration):
+            pass
+        _process_start.append(started)
+    return _process_start[0]
+
+
+def _changed_since_start(path):
+    """Whether the file may have been written after this process started (and so after it imported
+    the module): its text on disk is then not known to be what runs. The slack covers the clock tick
+    of the start time; a file written just before the start costs only a needless comparison."""
+    try:
+        return os.stat(path).st_mtime >= _started_at() - 0.1
+    except OSError:
+        return True
+
+
+def _compiled_plainly(module):
+    """Whether the module's code is what compile() makes of its text: not a loader that rewrites it
+    (pytest's assertion rewriting), whose code can never be compared with the text."""
+    loader = getattr(getattr(module, "__spec__", None), "loader", None)
+    return type(loader) in (importlib.machinery.SourceFileLoader, _CapturingLoader) or (
+        loader is None and module.__name__ == "__main__")
+
+
+# --- Comparing running code with a text -----------------------------------------------------------
+
+_CO_OPTIMIZED = 0x1  # set on function code, not on class bodies and modules
+
+
+def _fingerprint(code):
+    """What a code object does and where: bytecode, constants (nested code by fingerprint), names,
+    argument shape, flags and first line. Equal for code compiled from the same definition text."""
+    consts = tuple(_fingerprint(c) if isinstance(c, types.CodeType) else (type(c).__name__, repr(c))
+                   for c in code.co_consts)
+    shape = (code.co_argcount, getattr(code, "co_posonlyargcount", 0), code.co_kwonlyargcount, code.co_flags)
+    return (code.co_code, consts, code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars,
+            shape, code.co_firstlineno)
+
+
+def _codes_by_qualname(code, prefix, found):
+    """{qualname: [fingerprint, ...]} of the functions a module's code defines, classes included."""
+    for const in code.co_consts:
+        if not isinstance(const, types.CodeType) or const.co_name.startswith("<"):
+            continue
+        qualname = prefix + const.co_name
+        if const.co_flags & _CO_OPTIMIZED:
+            found.setdefault(qualname, []).append(_fingerprint(const))
+            _codes_by_qualname(const, qualname + ".<locals>.", found)
+        else:  # a class body
+            found.setdefault(qualname, [])
+            _codes_by_qualname(const, qualname + ".", found)
+    return found
+
+
+def _live_functions(namespace, filename, module_name, found, seen):
+    """{qualname: [fingerprint, ...]} of the functions of `filename` bound in a module or class
+    namespace (through staticmethod, classmethod, property and __wrapped__), and its classes."""
+    for value in list(namespace.values()):
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if isinstance(value, type):
+            if getattr(value, "__module__", None) == module_name:
+                found.setdefault(value.__qualname__, [])
+                _live_functions(vars(value), filename, module_name, found, seen)
+            continue
+        candidates = [value.fget, value.fset, value.fdel] if isinstance(value, property) else [value]
+        for candidate in candidates:
+            for _ in range(8):
+                inner = getattr(candidate, "__func__", None) or getattr(candidate, "__wrapped__", None)
+                if inner is None or isinstance(candidate, types.FunctionType) and "__wrapped__" not in vars(candidate):
+                    break
+                candidate = inner
+            code = getattr(candidate, "__code__", None)
+            if isinstance(candidate, types.FunctionType) and code.co_filename == filename:
+                found.setdefault(candidate.__qualname__, []).append(_fingerprint(code))
+
+
+def _drift_of(module, text):
+    """Which definitions of `module` do not run `text`: {"differs": functions whose code is not what
+    `text` compiles to, "missing": definitions of `text` the module lacks}; None when `text` does
+    not compile (nothing can be told)."""
+    filename = getattr(module, "__file__", None) or ""
+    try:
+        code = compile(text, filename, "exec", 0, True)
+    except (SyntaxError, ValueError):
+        return None
+    on_disk = _codes_by_qualname(code, "", {})
+    running = {}
+    _live_functions(vars(module), filename, module.__name__, running, set())
+    differs = sorted(name for name, prints in running.items()
+                     if name in on_disk and any(p not in on_disk[name] for p in prints))
+    missing = sorted(name for name in on_disk
+                     if name not in running and "<locals>" not in name and name.rpartition(".")[0] in running)
+    missing += sorted(name for name in on_disk if name not in running and "." not in name)
+    return {"differs": differs, "missing": sorted(set(missing))}
+
+
+# --- What the process imports ----------------------------------------------------------------------
+
+def _still_importing(path):
+    started = _importing.get(path)
+    return started is not None and time.monotonic() - started < LONG_IMPORT_SECONDS
+
+
+def _new_user_modules(budget=MAX_REPORT_BYTES):
     """Modules loaded from the user's .py files that the daemon has not heard of yet, each with the
-    text the process runs. Stops at MAX_REPORT_BYTES of text and asks for another drain."""
+    text the process runs. A module whose import is still running is left for the report its end
+    brings. Stops at `budget` bytes of text and asks for another drain."""
     global drain_again
-    if not _excluded_prefixes:
-        _excluded_prefixes.append(_compute_excluded_prefixes())
     found = []
-    budget = MAX_REPORT_BYTES
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
         if not isinstance(path, str):
             continue
         path = os.path.abspath(path)
-        if not _is_user_file(path):
+        if not _is_user_file(path) or _still_importing(path):
             continue
         names = _reported_files.setdefault(path, [])
         if name in names:
@@ -119,12 +256,22 @@ def _new_user_modules():
             drain_again = True  # the rest goes in the next message
             break
         names.append(name)
-        if path not in _running_sources:
+        if path not in _running_sources:  # imported before the agent watched imports (an attach)
             _running_sources[path] = _read_source(path)
+            if _changed_since_start(path) and _compiled_plainly(module):
+                _unverified.add(path)
         entry = {"name": name, "file": path}
-        if _running_sources[path] is not None:
-            entry["source"] = _running_sources[path]
-            budget -= len(entry["source"])
+        text = _running_sources[path]
+        if text is not None:
+            entry["source"] = text
+            budget -= len(text)
+            if path in _unverified:
+                _unverified.discard(path)
+                drift = _drift_of(module, text)
+                if drift and (drift["differs"] or drift["missing"]):
+                    _drifts[path] = drift
+        if path in _drifts:
+            entry.update(_drifts[path])
         found.append(entry)
     return found
 
@@ -148,24 +295,108 @@ def _settle_awaited_imports():
     drain_again = bool(_awaited_imports)
 
 
-class _ImportSignal(object):
-    """A meta path entry that finds nothing: it only tells the agent thread that an import is
-    happening, so that it drains new modules once the importer lets go of the GIL."""
+def _wake_agent():
+    watch = _import_watch[0] if _import_watch else None
+    if watch is not None and watch.wake_fd >= 0:
+        try:
+            os.write(watch.wake_fd, b"i")
+        except OSError:
+            pass  # the pipe is full: a drain is already pending
+
+
+class _CapturingLoader(importlib.machinery.SourceFileLoader):
+    """The standard loader of .py files, keeping the text the module's code was made from: the bytes
+    it compiled, or, when a valid .pyc was used, the file read back and checked against the stat
+    the .pyc was validated with (else compared with the code itself). When the module's top level has
+    run, the agent is woken to report it: the report goes out before any later save is planned."""
+
+    _source = None  # bytes of the file, when get_code read them to compile
+    _stats = None  # path_stats of the file, as get_code validated the .pyc against them
+    captured = None
+
+    def path_stats(self, path):
+        stats = importlib.machinery.SourceFileLoader.path_stats(self, path)
+        if path == self.path:
+            self._stats = stats
+        return stats
+
+    def get_data(self, path):
+        data = importlib.machinery.SourceFileLoader.get_data(self, path)
+        if path == self.path:
+            self._source = data
+        return data
+
+    def get_code(self, fullname):
+        self._source = self._stats = None
+        code = importlib.machinery.SourceFileLoader.get_code(self, fullname)
+        self.captured = self._text_of(code)
+        path = os.path.abspath(self.path)
+        if path not in _running_sources:  # runpy (`-m`) runs the code without exec_module
+            _running_sources[path] = self.captured
+        return code
+
+    def _text_of(self, code):
+        if self._source is not None:
+            return _decode_source(self._source)
+        try:
+            with open(self.path, "rb") as source:
+                data = source.read(MAX_SOURCE_BYTES + 1)
+                now = os.fstat(source.fileno())
+        except OSError:
+            return None
+        text = _decode_source(data)
+        stats = self._stats or {}
+        if text is None or (stats.get("mtime") == now.st_mtime and stats.get("size") == now.st_size):
+            return text
+        try:  # written in between: the text counts only if it compiles to this very code
+            same = _fingerprint(compile(data, code.co_filename, "exec", 0, True)) == _fingerprint(code)
+        except (SyntaxError, ValueError):
+            same = False
+        if not same:
+            _unverified.add(os.path.abspath(self.path))
+        return text
+
+    def exec_module(self, module):
+        path = os.path.abspath(self.path)
+        _importing[path] = time.monotonic()
+        try:
+            importlib.machinery.SourceFileLoader.exec_module(self, module)
+        finally:
+            _importing.pop(path, None)
+            _running_sources[path] = self.captured
+            _reported_files.pop(path, None)  # reported (again) with this text: a reload is news too
+            _wake_agent()
+
+
+class _ImportWatch(object):
+    """The first entry of sys.meta_path. It finds each module by asking the entries after it, and
+    gives the .py files of the user's code a _CapturingLoader; other imports only wake the agent,
+    which drains new modules once the importer lets go of the GIL. Inert once detached."""
 
     def __init__(self, wake_fd):
         self.wake_fd = wake_fd
 
     def find_spec(self, fullname, path=None, target=None):
-        _awaited_imports[fullname] = True
-        _last_import[0] = time.monotonic()
-        try:
-            os.write(self.wake_fd, b"i")
-        except OSError:
-            pass  # the pipe is full: a drain is already pending
-        return None
-
-    def find_module(self, fullname, path=None):  # Python < 3.4 protocol, kept for odd importers
-        return None
+        if stop_requested:
+            return None
+        finders = sys.meta_path
+        spec = None
+        for finder in finders[finders.index(self) + 1:] if self in finders else ():
+            find_spec = getattr(finder, "find_spec", None)
+            if find_spec is not None:
+                spec = find_spec(fullname, path, target)
+                if spec is not None:
+                    break
+        if spec is None:
+            return None  # the import system asks the others again and reports the failure
+        loader = spec.loader
+        if type(loader) is importlib.machinery.SourceFileLoader and _is_user_file(os.path.abspath(loader.path)):
+            spec.loader = _CapturingLoader(loader.name, loader.path)
+        else:
+            _awaited_imports[fullname] = True
+            _last_import[0] = time.monotonic()
+            _wake_agent()
+        return spec
 
 
 def _start_agent_in_forked_child():
@@ -198,12 +429,13 @@ def registration(config):
         os.register_at_fork(after_in_child=_start_agent_in_forked_child)
         _fork_hook_installed[0] = True
     _reported_files.clear()
+    _registered[0] = False
     wake_fd = int(_setting("wake_fd", "-1"))
-    if _import_signal:
-        _import_signal[0].wake_fd = wake_fd
+    if _import_watch:
+        _import_watch[0].wake_fd = wake_fd
     elif wake_fd >= 0:
-        _import_signal.append(_ImportSignal(wake_fd))
-        sys.meta_path.insert(0, _import_signal[0])
+        _import_watch.append(_ImportWatch(wake_fd))
+        sys.meta_path.insert(0, _import_watch[0])
     if _setting("launcher") == "run":
         _awaited_imports["__main__"] = True
         _last_import[0] = time.monotonic()
@@ -236,12 +468,32 @@ def warm_up(_unused=b""):
     return b""
 
 
+_owed_imports = set()  # files a sync asked for while their import was running
+
+
 def drain(_unused=b""):
+    global drain_again
     _settle_awaited_imports()
     modules = _new_user_modules()
+    _owed_imports.intersection_update(_importing)
+    drain_again = drain_again or bool(_owed_imports)
     if not modules:
         return b""
     return _message("agent/imported", {"modules": modules})
+
+
+def _sync(params):
+    """A save of `file` came to the daemon, which has no report of it from this process: the barrier
+    that makes every import that finished before the save reach the daemon before it is planned.
+    `importing`: the file's module is being imported right now; its report follows when that ends."""
+    global drain_again
+    _settle_awaited_imports()
+    path = params.get("file")
+    importing = path in _importing and _still_importing(path)
+    if importing:
+        _owed_imports.add(path)
+        drain_again = True
+    return {"modules": _new_user_modules(budget=float("inf")), "importing": importing}
 
 
 def _reply(request_id, result=None, error=None):
@@ -320,6 +572,7 @@ def _patch(params):
     outcome.setdefault("elapsed_ms", (time.perf_counter() - started) * 1000.0)
     if "source" in params and _something_applied(outcome):
         _running_sources[path] = params["source"]
+        _drifts.pop(path, None)  # the daemon sent the definitions that differed with this plan
     _print_events(path, modules, outcome)
     return outcome
 
@@ -377,6 +630,7 @@ def handle(body):
     method = message.get("method")
     request_id = message.get("id")
     if method is None:  # the answer to our registration
+        _registered[0] = True
         _announce_watching((message.get("result") or {}).get("watching"))
         return b""
     try:
@@ -384,6 +638,8 @@ def handle(body):
             return _reply(request_id, _patch(message.get("params") or {}))
         if method == "agent/reload":
             return _reply(request_id, _reload(message.get("params") or {}))
+        if method == "agent/sync":
+            return _reply(request_id, _sync(message.get("params") or {}))
         if method == "agent/ping":
             return _reply(request_id, {"pid": os.getpid()})
         if method == "agent/detach":

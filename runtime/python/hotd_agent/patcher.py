@@ -348,6 +348,7 @@ class _ModulePatch:
         self.notifications = notifications
         # qualname -> (old code, new code) of functions updated here, for in_function changes.
         self.swapped = {}
+        self.top_level_running = None  # found out at the first module-level statement
 
     # -- dispatch ------------------------------------------------------------------------------
 
@@ -371,6 +372,20 @@ class _ModulePatch:
             result["message"] = "%s: %s" % (type(error).__name__, error)
             result["error"] = _error_dict(error)
         return result
+
+    def _top_level_running(self):
+        """Whether some thread is still executing this module's top level: the `__main__` of a running
+        program, or a module whose import has not returned. Re-running a changed top-level statement
+        there would start a second copy of the program's loop inside the agent."""
+        if self.top_level_running is None:
+            self.top_level_running = False
+            for frame in sys._current_frames().values():
+                while frame is not None:
+                    if frame.f_code.co_name == "<module>" and frame.f_globals is self.namespace:
+                        self.top_level_running = True
+                        return True
+                    frame = frame.f_back
+        return self.top_level_running
 
     # -- namespaces ----------------------------------------------------------------------------
 
@@ -575,6 +590,9 @@ class _ModulePatch:
     def _exec(self, change, code, result):
         class_names = _class_path(change.get("scope") or [])
         result["message"] = change.get("label", "")
+        if not change.get("scope") and not change.get("docstring") and self._top_level_running() \
+                and not _harmless_while_running(change.get("source") or ""):
+            raise _Failure("skipped", "part of the running script's top level: takes effect at the next run")
         if change.get("docstring"):
             doc = eval(compile(change["source"].strip(), self.filename, "eval"), {})
             cls = self._resolve_class(class_names)
@@ -623,6 +641,28 @@ class _ModulePatch:
 
 def _identity(function):
     return function
+
+
+def _harmless_while_running(source):
+    """Imports and assignments of literals: what a running script's top level may run again (a new
+    import a changed function needs, a changed constant), unlike loops and calls."""
+    import ast
+
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return False
+    for node in body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            try:
+                ast.literal_eval(node.value)
+                continue
+            except ValueError:
+                pass
+        return False
+    return True
 
 
 def _unwrap(obj, accessor, name):

@@ -49,3 +49,19 @@ def hand_down(library, config):
     if path.split(os.pathsep)[0] != SITE_DIR:  # not when a `hotd run` program's child runs `hotd run`
         os.environ["PYTHONPATH"] = SITE_DIR + os.pathsep + path if path else SITE_DIR
 
+
+
+def wait_for_registration(limit=3.0):
+    """Let the daemon take the agent's registration before the program goes on: a save made as soon
+    as the program is ready then reaches it (the daemon asks every registered process about a file
+    it has no report of), and `import hotd_agent` (hooks, the pytest plugin) works from the first
+    line. Bounded: a daemon that does not answer only costs the program live patching, not its start."""
+    import time
+
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        link = sys.modules.get("hotd_agent.link")
+        registered = getattr(link, "_registered", None)  # the module may be half-imported
+        if registered and registered[0]:
+            return
+        time.sleep(0.002)  # releases the GIL to the agent's thread

@@ -26,6 +26,8 @@ def _start_agent():
         if not library or not config:
             return  # not started by a `hotd run` program, or it was detached
         started = hotd_start.start_agent(library, config)
+        if started:
+            hotd_start.wait_for_registration()
     except Exception:
         started = False
     if not started and "verbosity=verbose" in (config or "").splitlines():

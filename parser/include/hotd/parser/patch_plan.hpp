@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,7 @@ struct Change {
   DefinitionKind kind = DefinitionKind::Statement;
   std::string kind_name;            // function, method, staticmethod, classmethod, property, class, statement, main, module
   std::string qualname;             // empty for statements, the main block and the module
+  std::string owner;                // statements: the qualname of the enclosing class ("" at module level)
   PropertyAccessor accessor = PropertyAccessor::None;
   std::uint32_t occurrence = 0;
 
@@ -61,8 +63,18 @@ struct Plan {
   std::vector<Change> changes;         // in the order to apply them
 };
 
+// Where a process does not run `before` although that is the text hotd has for it: its agent compared
+// the live code with that text (the file changed between the import and the report, e.g. before an
+// attach). By qualname, as the agent found them.
+struct RunningDrift {
+  std::set<std::string> differs;  // functions whose running code is not what `before` compiles to
+  std::set<std::string> missing;  // functions and classes of `before` the running module lacks
+  bool empty() const { return differs.empty() && missing.empty(); }
+};
+
 // Diffs `before` (what runs) against `after` (what was saved). Matching is by key in hash maps,
-// linear in the number of definitions.
-Plan diff_modules(const Module& before, const Module& after);
+// linear in the number of definitions. Definitions of `drift` are updated or added even where
+// `before` and `after` agree.
+Plan diff_modules(const Module& before, const Module& after, const RunningDrift& drift = {});
 
 }  // namespace hotd::parser
