@@ -63,6 +63,25 @@ std::string describe(const json& process) {
          (files == 1 ? " module file" : " module files");
 }
 
+// Files the process runs an older version of than the disk has (edited after it imported them): the
+// agent compared the live code with the disk, and the next save of the file brings those definitions
+// up to date.
+void print_drift(int pid, const json& process) {
+  for (const json& file : process.value("files", json::array())) {
+    if (!file.contains("drift")) continue;
+    std::vector<std::string> names = file["drift"].value("differs", std::vector<std::string>{});
+    for (const std::string& missing : file["drift"].value("missing", std::vector<std::string>{})) {
+      names.push_back(missing + " (new)");
+    }
+    std::string list;
+    for (const std::string& name : names) list += (list.empty() ? "" : ", ") + name;
+    const std::string path = file.value("file", std::string());
+    std::cout << path << " changed on disk since pid " << pid << " imported it: " << names.size()
+              << (names.size() == 1 ? " definition differs (" : " definitions differ (") << list
+              << "); `hotd patch " << path << "` applies the version on disk\n";
+  }
+}
+
 // The agent's Python package, copied where a target in another mount namespace sees it (the native
 // library is staged the same way by the injector). Named by content, so attaching again reuses it;
 // it stays while the target may still import from it. Returns the path as the target sees it.
@@ -175,6 +194,7 @@ int run_attach(const AttachOptions& options) {
                   << "\n";
       } else {
         std::cout << "attached to " << options.pid << ": " << describe(*process) << "\n";
+        print_drift(options.pid, *process);
       }
       return kExitOk;
     }

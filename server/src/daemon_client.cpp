@@ -68,13 +68,16 @@ std::optional<DaemonClient> DaemonClient::connect(bool autostart, std::string& e
     error = "no hotd daemon is running (socket " + dir->socket() + ")";
     return std::nullopt;
   }
-  if (!spawn_daemon(error)) return std::nullopt;
-  auto delay = std::chrono::milliseconds(5);
-  for (int attempt = 0; attempt < 12; ++attempt) {
-    fd = connect_unix_socket(dir->socket());
-    if (fd >= 0) return DaemonClient(fd, *dir);
-    std::this_thread::sleep_for(delay);
-    delay *= 2;
+  // Twice: the start is lost to a daemon that holds the lock while it exits (stopped a moment ago).
+  for (int start = 0; start < 2; ++start) {
+    if (!spawn_daemon(error)) return std::nullopt;
+    auto delay = std::chrono::milliseconds(5);
+    for (int attempt = 0; attempt < 10; ++attempt) {
+      fd = connect_unix_socket(dir->socket());
+      if (fd >= 0) return DaemonClient(fd, *dir);
+      std::this_thread::sleep_for(delay);
+      delay *= 2;
+    }
   }
   error = "the daemon was started but does not accept connections on " + dir->socket() + "; see " + dir->log();
   return std::nullopt;

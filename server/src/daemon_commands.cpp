@@ -196,9 +196,16 @@ int run_stop() {
     std::cerr << "hotd stop: " << error << "\n";
     return kExitUsage;
   }
-  // Wait until the socket is gone so that a following command starts a fresh daemon.
+  // Wait until the daemon is gone, socket and process (it holds the instance lock until it exits),
+  // so that a following command starts a fresh daemon instead of losing the start to this one.
   const std::string socket = client->runtime_dir().socket();
   for (int i = 0; i < 200 && ::access(socket.c_str(), F_OK) == 0; ++i) ::usleep(10000);
+  for (int i = 0; i < 500; ++i) {
+    bool held = false;
+    std::string ignored;
+    if (server::InstanceLock::acquire(client->runtime_dir(), held, ignored) || !held) break;  // released here
+    ::usleep(10000);
+  }
   std::cout << "hotd: daemon stopped" << (status ? " (pid " + std::to_string(status->value("pid", 0)) + ")" : "") << "\n";
   return kExitOk;
 }

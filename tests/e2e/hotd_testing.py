@@ -222,5 +222,8 @@ class HotdTestCase(unittest.TestCase):
         wait_for(loaded, timeout=timeout, message="process %d to load %s" % (process.pid, path))
 
     def wait_output(self, process, text, timeout=10.0):
-        wait_for(lambda: text in self.output(process), timeout=timeout,
-                 message="%r in the output of %d (it printed: %r)" % (text, process.pid, self.output(process)[-300:]))
+        try:
+            wait_for(lambda: text in self.output(process), timeout=timeout, message="%r in the output of %d" % (text, process.pid))
+        except AssertionError as error:  # what it printed by then, and its errors
+            raise AssertionError("%s (it printed: %r; errors: %r)" % (
+                error, self.output(process)[-300:], self.errors(process)[-1500:])) from None

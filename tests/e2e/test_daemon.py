@@ -65,6 +65,16 @@ class DaemonLifecycle(HotdTestCase):
         self.hotd("ps")
         self.assertNotEqual(self.daemon_pid(), first)
 
+    def test_a_command_right_after_stop_starts_a_new_daemon_at_once(self):
+        # `hotd stop` returns when the old daemon has exited: until then it holds the instance lock, and
+        # a command starting the daemon would lose the start to it and wait for a daemon that is gone.
+        script = self.write("hello.py", "print('hello')\n")
+        for attempt in range(5):
+            self.hotd("ps")
+            self.hotd("stop")
+            ran = self.hotd("run", "-q", script, timeout=8)
+            self.assertEqual(ran.stdout, "hello\n", "attempt %d" % attempt)
+
     def test_runtime_dir_writable_by_others_is_refused(self):
         os.makedirs(self.runtime, mode=0o700)
         os.chmod(self.runtime, 0o777)

@@ -1,0 +1,227 @@
+"""Every save reaches the code a process runs (issue 13), tested the way users act: the save comes
+right after the program says it is ready, nothing waits on what the daemon knows, and a CPU-bound
+process runs beside the suite. Each test runs on Debian's python3 and on pyenv's 3.8 and 3.13 (a
+missing interpreter is a visible skip)."""
+
+import glob
+import os
+import subprocess
+import sys
+import threading
+import unittest
+
+from hotd_testing import PYTHON, HotdTestCase, wait_for
+
+PYENV_ROOT = os.environ.get("PYENV_ROOT", "/root/.pyenv")
+
+
+def interpreters():
+    """(name, path or None) for the system Python, 3.8 and 3.13."""
+    found = [("system", PYTHON)]
+    for version in ("3.8", "3.13"):
+        matches = sorted(glob.glob(os.path.join(PYENV_ROOT, "versions", version + ".*", "bin", "python3")))
+        found.append((version, matches[-1] if matches else None))
+    return found
+
+
+class Burner(object):
+    """A CPU-bound process for the whole suite: the timing of a busy laptop or CI machine."""
+
+    process = None
+
+    @classmethod
+    def start(cls):
+        cls.process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+    @classmethod
+    def stop(cls):
+        cls.process.kill()
+        cls.process.wait()
+
+
+def setUpModule():
+    Burner.start()
+
+
+def tearDownModule():
+    Burner.stop()
+
+
+class Fidelity(HotdTestCase):
+    def on_each_python(self, scenario):
+        for name, python in interpreters():
+            with self.subTest(python=name):
+                if python is None:
+                    self.skipTest("pyenv %s is not installed" % name)
+                started = len(self.processes)
+                try:
+                    scenario(python)
+                finally:
+                    for process in self.processes[started:]:  # each interpreter on its own
+                        process.kill()
+                    self.hotd("stop", check=False)
+
+    def ask(self, process, line):
+        process.stdin.write(line.encode() + b"\n")
+        process.stdin.flush()
+
+    def patch(self, path):
+        """`hotd patch` as a user runs it: (exit status, what it printed)."""
+        result = self.hotd("patch", path, check=False)
+        return result.returncode, result.stdout + result.stderr
+
+    def test_a_save_right_after_an_import_patches_the_module(self):
+        # No settling time: the daemon asks the process about a file it has no report of, and the
+        # process answers after reporting every import that returned.
+        app = self.write("app.py", "import importlib, sys\nmodules = {}\nprint('ready', flush=True)\n"
+                                   "for line in sys.stdin:\n    verb, name = line.split()\n"
+                                   "    if verb == 'import':\n        modules[name] = importlib.import_module(name)\n"
+                                   "        print('imported ' + name, flush=True)\n"
+                                   "    else:\n        print('%s=%s' % (name, modules[name].value()), flush=True)\n")
+
+        def scenario(python):
+            process = self.start(app, options=["--no-watch"], python=python)
+            self.wait_output(process, "ready")
+            for k in range(6):
+                name = "m%d_%d" % (len(self.processes), k)
+                path = self.write(name + ".py", "def value():\n    return 1\n")
+                self.ask(process, "import " + name)
+                self.wait_output(process, "imported " + name)
+                self.write(name + ".py", "def value():\n    return 2\n")
+                status, printed = self.patch(path)
+                self.assertEqual(status, 0, printed)
+                self.assertIn("pid %d: applied" % process.pid, printed)
+                self.ask(process, "call " + name)
+                self.wait_output(process, "%s=2" % name)
+
+        self.on_each_python(scenario)
+
+    def test_a_save_during_the_import_waits_for_it_to_end(self):
+        # The module's top level is still running (it waits for a line) when the save comes: the
+        # definitions after that point do not exist yet, so the save applies when the import ends.
+        module = ("import sys\nprint('importing', flush=True)\nsys.stdin.readline()\n\n"
+                  "def later():\n    return %d\n")
+        app = self.write("app.py", "import sys\nimport m\nprint('imported', flush=True)\n"
+                                   "for line in sys.stdin:\n    print('later=%d' % m.later(), flush=True)\n")
+
+        def scenario(python):
+            path = self.write("m.py", module % 1)
+            process = self.start(app, options=["--no-watch"], python=python)
+            self.wait_output(process, "importing")
+            self.write("m.py", module % 2)
+            patch = subprocess.Popen([self.hotd_binary(), "patch", path], env=self.env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+            # As `hotd log` shows a user: the save is in progress (it waits for the import).
+            wait_for(lambda: "in progress" in self.hotd("log", path, check=False).stdout or patch.poll() is not None,
+                     message="the save to reach the daemon")
+            self.ask(process, "go")
+            printed, _ = patch.communicate(timeout=30)
+            self.assertEqual(patch.returncode, 0, printed)
+            self.assertIn("updated later", printed)
+            self.wait_output(process, "imported")
+            self.ask(process, "call")
+            self.wait_output(process, "later=2")
+
+        self.on_each_python(scenario)
+
+    def test_attach_to_a_process_whose_file_changed_says_so_and_the_next_patch_applies_it(self):
+        self.write("m.py", "def price(x):\n    return x + 1\n")
+        loop = self.write("loop.py", "import sys\nsys.path.insert(0, %r)\nimport m\nprint('ready', flush=True)\n"
+                                     "for line in sys.stdin:\n    print('price=%%d' %% m.price(1), flush=True)\n"
+                                     % self.work)
+
+        def scenario(python):
+            path = self.write("m.py", "def price(x):\n    return x + 1\n")
+            process = self.start_plain(python, loop)
+            self.wait_output(process, "ready")
+            self.write("m.py", "def price(x):\n    return x + 100\n")
+            attached = self.hotd("attach", str(process.pid), "--timeout", "20")
+            self.assertIn("%s changed on disk since pid %d imported it: 1 definition differs (price)"
+                          % (path, process.pid), attached.stdout)
+            status, printed = self.patch(path)
+            self.assertEqual(status, 0, printed)
+            self.assertIn("updated price", printed)
+            self.ask(process, "price")
+            self.wait_output(process, "price=101")
+
+        self.on_each_python(scenario)
+
+    def test_a_rude_edit_stays_pending_until_the_process_runs_that_version(self):
+        source = ("import dataclasses, sys\n\n@dataclasses.dataclass\nclass Point:\n    x: int = 0\n%s\n"
+                  "def label():\n    return %r\n\nprint('ready', flush=True)\n"
+                  "for line in sys.stdin:\n    print('label=%%s fields=%%d' %% (label(), "
+                  "len(dataclasses.fields(Point))), flush=True)\n")
+
+        def scenario(python):
+            app = self.write("app.py", source % ("", "v1"))
+            process = self.start(app, python=python)  # the file watcher on, as by default
+            self.wait_output(process, "ready")
+            rude = source % ("    y: int = 1\n", "v2")
+            self.write("app.py", rude)
+            status, printed = self.patch(app)  # the watcher's save and this one: both see the rude edit
+            self.assertEqual(status, 1, printed)
+            self.assertIn("rude", printed)
+            self.ask(process, "show")
+            self.wait_output(process, "label=v2 fields=1")
+            status, printed = self.patch(app)  # the same text again: still not what runs
+            self.assertEqual(status, 1, printed)
+            self.assertIn("fields of dataclass `Point` changed", printed)
+            self.write("app.py", rude.replace("def label(", "def label(:"))
+            self.assertEqual(self.patch(app)[0], 1)  # a syntax error does not forget it either
+            self.write("app.py", rude)
+            status, printed = self.patch(app)
+            self.assertEqual(status, 1, printed)
+            self.assertIn("fields of dataclass `Point` changed", printed)
+            self.write("app.py", source % ("", "v3"))  # the field undone: what runs again
+            status, printed = self.patch(app)
+            self.assertEqual(status, 0, printed)
+            self.assertNotIn("rude", printed)
+            self.ask(process, "show")
+            self.wait_output(process, "label=v3 fields=1")
+
+        self.on_each_python(scenario)
+
+    def test_the_top_level_of_a_running_script_is_never_re_run(self):
+        source = ("import sys\nRATE = %d\n\ndef value():\n    return %d\n\nprint('ready', flush=True)\n"
+                  "for line in sys.stdin:\n    print('%s=%%d rate=%%d' %% (value(), RATE), flush=True)\n")
+
+        def scenario(python):
+            app = self.write("app.py", source % (1, 1, "value"))
+            process = self.start(app, options=["--no-watch"], python=python)
+            self.wait_output(process, "ready")
+            self.write("app.py", source % (2, 2, "changed"))
+            status, printed = self.patch(app)
+            self.assertEqual(status, 0, printed)
+            self.assertIn("updated value", printed)
+            self.assertIn("executed statement (line 2)", printed)  # a literal: safe to run again
+            self.assertIn("part of the running script's top level: takes effect at the next run", printed)
+            self.ask(process, "show")
+            self.wait_output(process, "value=2 rate=2")  # the one loop runs, with the new function
+            self.write("app.py", source % (2, 3, "changed"))
+            status, printed = self.patch(app)  # the agent is free: no second loop holds it
+            self.assertEqual(status, 0, printed)
+            self.ask(process, "show")
+            self.wait_output(process, "value=3 rate=2")
+            self.assertNotIn("changed=", self.output(process))
+
+        self.on_each_python(scenario)
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def hotd_binary(self):
+        from hotd_testing import HOTD
+
+        return HOTD
+
+    def start_plain(self, python, script):
+        """A program started without hotd, to attach to."""
+        out = open(os.path.join(self.work, "plain-%d.txt" % len(self.processes)), "w+")
+        process = subprocess.Popen([python, script], stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
+                                   cwd=self.work)
+        process.out_path, process.err_path, process.out_file, process.err_file = out.name, out.name, out, None
+        self.processes.append(process)
+        return process
+
+
+if __name__ == "__main__":
+    unittest.main()
