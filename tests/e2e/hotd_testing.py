@@ -204,23 +204,6 @@ class HotdTestCase(unittest.TestCase):
 
         wait_for(ready, message="process %d to register with the daemon" % process.pid)
 
-    def wait_loaded(self, process, path, timeout=20.0):
-        """Until the daemon has read `path` as a file `process` runs: only then is a change of the file
-        a save that patches it (before, the daemon would take the changed file as the baseline)."""
-        path = os.path.realpath(path)
-
-        def loaded():
-            listing = self.hotd("ps", "--json", check=False)
-            if listing.returncode != 0:
-                return False
-            for entry in json.loads(listing.stdout)["processes"]:
-                if entry["pid"] == process.pid and any(
-                        os.path.realpath(f["file"]) == path for f in entry["files"]):
-                    return True
-            return False
-
-        wait_for(loaded, timeout=timeout, message="process %d to load %s" % (process.pid, path))
-
     def wait_output(self, process, text, timeout=10.0):
         try:
             wait_for(lambda: text in self.output(process), timeout=timeout, message="%r in the output of %d" % (text, process.pid))

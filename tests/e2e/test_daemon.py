@@ -138,7 +138,6 @@ class Patching(HotdTestCase):
         app = self.write("app.py", loop_app(1))
         process = self.start(app, options=["--no-watch"])
         self.wait_output(process, "value=1")
-        self.wait_attached(process)
         self.write("app.py", loop_app(2))
         result = self.hotd("patch", app)
         self.assertIn("pid %d: applied" % process.pid, result.stdout)
@@ -150,7 +149,7 @@ class Patching(HotdTestCase):
     def test_syntax_error_applies_nothing(self):
         app = self.write("app.py", loop_app(1))
         process = self.start(app, options=["--no-watch"])
-        self.wait_attached(process)
+        self.wait_output(process, "value=")  # the program runs: a user saves now
         self.write("app.py", loop_app(1).replace("def value():", "def value(:"))
         result = self.hotd("patch", app, check=False)
         self.assertEqual(result.returncode, 1)
@@ -164,7 +163,7 @@ class Patching(HotdTestCase):
         source = "from dataclasses import dataclass\n\n@dataclass\nclass P:\n    x: int = 0\n\n" + LOOP_APP
         app = self.write("app.py", source)
         process = self.start(app, options=["--no-watch"])
-        self.wait_attached(process)
+        self.wait_output(process, "value=")  # the program runs: a user saves now
         self.write("app.py", source.replace("x: int = 0\n", "x: int = 0\n    y: int = 1\n").replace("return 1", "return 7"))
         result = self.hotd("patch", app, check=False)
         self.assertEqual(result.returncode, 1, result.stdout)
@@ -175,7 +174,7 @@ class Patching(HotdTestCase):
     def test_file_watcher_sees_in_place_and_rename_saves(self):
         app = self.write("app.py", loop_app(1))
         process = self.start(app)
-        self.wait_attached(process)
+        self.wait_output(process, "value=")  # the program runs: a user saves now
         time.sleep(0.2)  # watches are set up when the process registers
         with open(app, "w") as out:  # truncate, then write: no transient empty version may be applied
             out.write(loop_app(2))
@@ -188,7 +187,7 @@ class Patching(HotdTestCase):
     def test_saves_apply_in_order_and_bursts_coalesce(self):
         app = self.write("app.py", loop_app(0))
         process = self.start(app, options=["--no-watch"])
-        self.wait_attached(process)
+        self.wait_output(process, "value=")  # the program runs: a user saves now
         client = RpcClient(os.path.join(self.runtime, "daemon.sock"))
         ids = [client.send("hotd/patchFile", {"path": app, "text": loop_app(i)}) for i in range(1, 31)]
         replies = {}
@@ -207,8 +206,9 @@ class Patching(HotdTestCase):
     def test_process_that_exits_mid_patch_is_reported_and_the_daemon_carries_on(self):
         app = self.write("app.py", loop_app(1))
         process = self.start(app, options=["--no-watch"])
-        self.wait_attached(process)
-        self.write("app.py", "import os\nos._exit(7)\n" + loop_app(1))
+        self.wait_output(process, "value=")  # the program runs: a user saves now
+        # Adding a function evaluates its default in the patch: the process exits in the middle of it.
+        self.write("app.py", "def added(x=__import__('os')._exit(7)):\n    pass\n\n" + loop_app(1))
         result = self.hotd("patch", app, check=False)
         self.assertEqual(result.returncode, 1)
         self.assertIn("pid %d: exited" % process.pid, result.stdout)
@@ -223,7 +223,7 @@ class Patching(HotdTestCase):
             "        time.sleep(0.05)\n        if value() == 1 and __import__('os').path.exists(__file__ + '.hold'):\n"
             "            import ctypes; ctypes.PyDLL(None).sleep(3)  # a C call that keeps the GIL"))
         process = self.start(app, options=["--no-watch"])
-        self.wait_attached(process)
+        self.wait_output(process, "value=")  # the program runs: a user saves now
         open(app + ".hold", "w").close()
         time.sleep(0.3)
         self.write("app.py", loop_app(2))
@@ -237,7 +237,7 @@ class Patching(HotdTestCase):
     def test_daemon_killed_while_processes_run_then_patching_resumes(self):
         app = self.write("app.py", loop_app(1))
         process = self.start(app, options=["--no-watch"])
-        self.wait_attached(process)
+        self.wait_output(process, "value=")  # the program runs: a user saves now
         self.kill_daemon()
         wait_for(lambda: self.hotd("status", check=False).returncode == 1, message="the daemon to be gone")
         printed = len(self.output(process))
@@ -253,7 +253,7 @@ class Patching(HotdTestCase):
     def test_detach_stops_patching_but_the_process_keeps_running(self):
         app = self.write("app.py", loop_app(1))
         process = self.start(app, options=["--no-watch"])
-        self.wait_attached(process)
+        self.wait_output(process, "value=")  # the program runs: a user saves now
         self.write("app.py", loop_app(2))
         self.hotd("patch", app)
         self.wait_output(process, "value=2")

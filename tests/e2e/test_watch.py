@@ -27,7 +27,6 @@ class WatchOptions(HotdTestCase):
         app = self.write("app.py", LOOP)
         process = self.start(app, options=list(options))
         self.wait_output(process, "value=1 gen=1")
-        self.wait_attached(process, files=2)
         return process
 
     def saves(self):

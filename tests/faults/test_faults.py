@@ -60,7 +60,6 @@ class FaultTestCase(HotdTestCase):
     def attached_app(self, name, value):
         path = self.write(name, loop_app(value))
         process = self.start(path, options=["--no-watch"])
-        self.wait_attached(process)
         self.wait_output(process, "value=%r" % (value,))
         return path, process
 
@@ -191,7 +190,6 @@ class DaemonRestart(FaultTestCase):
     def test_watched_file_saved_while_the_daemon_was_down_is_applied_when_it_returns(self):
         app = self.write("app.py", loop_app(1))
         process = self.start(app)  # watches the script's directory
-        self.wait_attached(process)
         self.wait_output(process, "value=1")
         self.kill_daemon_and_wait()
         self.write("app.py", loop_app(2))

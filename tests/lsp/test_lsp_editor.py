@@ -35,7 +35,6 @@ class EditorSession(HotdTestCase):
         super().setUp()
         self.app = self.write("app.py", APP)
         self.process = self.start(self.app, options=["--no-watch"])
-        self.wait_attached(self.process)
         self.wait_output(self.process, "value=before")
         self.bridge, self.editor = bridge_process(self.env)
         self.editor.initialize()

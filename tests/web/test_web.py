@@ -104,7 +104,6 @@ class WebSocketEditor(WebTestCase):
     def test_a_save_over_websocket_patches_a_process_as_on_the_socket(self):
         app = self.write("app.py", APP)
         process = self.start(app, options=["--no-watch"])
-        self.wait_attached(process)
         self.wait_output(process, "value=before")
         editor = self.websocket(self.bearer)
         editor.call("initialize", {"processId": None, "capabilities": {}})
