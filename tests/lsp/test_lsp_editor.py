@@ -31,10 +31,12 @@ def utf16(text):
 
 
 class EditorSession(HotdTestCase):
+    run_options = ["--no-watch"]  # saves come from the editor only
+
     def setUp(self):
         super().setUp()
         self.app = self.write("app.py", APP)
-        self.process = self.start(self.app, options=["--no-watch"])
+        self.process = self.start(self.app, options=self.run_options)
         self.wait_output(self.process, "value=before")
         self.bridge, self.editor = bridge_process(self.env)
         self.editor.initialize()
@@ -215,6 +217,45 @@ class EditorSession(HotdTestCase):
         self.hotd("stop")
         self.assertEqual(self.bridge.wait(10), 1)
         self.assertIn("the hotd daemon closed the connection", self.bridge.stderr.read().decode())
+
+
+
+class WatchedEditorSession(EditorSession):
+    """The same with the file watcher on, as `hotd run` has it by default: each file the editor writes
+    is a save of its own too, besides the editor's didSave."""
+
+    run_options = []
+
+    def test_the_rude_edit_diagnostic_stays_after_the_watchers_save_and_the_editors(self):
+        text = APP.replace("    x: int = 0\n", "    x: int = 0\n    y: int = 1\n").replace('"before"', '"rest"')
+        self.write("app.py", text)  # the editor writes the file (the watcher's save), then says so
+        self.save(text)
+        for _ in range(2):  # one answer per save, in either order
+            self.patched()
+        published = [p for p in self.editor.unclaimed if p.get("method") == "textDocument/publishDiagnostics"
+                     and p["params"]["uri"] == self.uri]
+        self.assertTrue(published, self.editor.unclaimed)
+        self.assertEqual([d["code"] for d in published[-1]["params"]["diagnostics"]], ["rude-edit"])
+        self.wait_output(self.process, "value=rest")
+
+
+class WatchedEditorSession(EditorSession):
+    """The same with the file watcher on, as `hotd run` has it by default: each file the editor writes
+    is a save of its own too, besides the editor's didSave."""
+
+    run_options = []
+
+    def test_the_rude_edit_diagnostic_stays_after_the_watchers_save_and_the_editors(self):
+        text = APP.replace("    x: int = 0\n", "    x: int = 0\n    y: int = 1\n").replace('"before"', '"rest"')
+        self.write("app.py", text)  # the editor writes the file (the watcher's save), then says so
+        self.save(text)
+        for _ in range(2):  # one answer per save, in either order
+            self.patched()
+        published = [p for p in self.editor.unclaimed if p.get("method") == "textDocument/publishDiagnostics"
+                     and p["params"]["uri"] == self.uri]
+        self.assertTrue(published, self.editor.unclaimed)
+        self.assertEqual([d["code"] for d in published[-1]["params"]["diagnostics"]], ["rude-edit"])
+        self.wait_output(self.process, "value=rest")
 
 
 if __name__ == "__main__":
