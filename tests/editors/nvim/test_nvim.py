@@ -25,6 +25,8 @@ EDITS = [
     {"find": '    return "hello"', "replace": '    return "hello from neovim"'},
     # A new dataclass field cannot be applied to existing instances: a rude edit.
     {"find": "    x: int = 0", "replace": "    x: int = 0\n    y: int = 0"},
+    # :write again, nothing changed: the app still runs the old dataclass, so the rude edit stays.
+    {"find": "    y: int = 0", "replace": "    y: int = 0"},
 ]
 
 
@@ -62,7 +64,7 @@ class NeovimPlugin(HotdTestCase):
         self.assertIsNone(seen.get("failure"), seen)
         process = self.process
 
-        update, rude = seen["steps"]
+        update, rude, again = seen["steps"]
         self.assertEqual([p["pid"] for p in update["patched"]["processes"]], [process.pid])
         self.assertEqual(update["patched"]["processes"][0]["status"], "applied")
         self.wait_output(process, "hello from neovim\n")  # the running app changed behaviour
@@ -73,6 +75,8 @@ class NeovimPlugin(HotdTestCase):
         self.assertEqual(diagnostic["code"], "rude-edit")
         self.assertEqual(diagnostic["line"], APP.splitlines().index("    x: int = 0") + 2)  # the new field
         self.assertIn("fields of dataclass `Point` changed", diagnostic["message"])
+        self.assertEqual(again["patched"]["processes"][0]["status"], "partial")
+        self.assertEqual(again["diagnostics"], rude["diagnostics"])
         self.assertIsNone(process.poll(), "the app kept running")
 
     def test_screen_in_a_terminal_shows_the_patch_and_the_rude_edit(self):

@@ -107,9 +107,9 @@ class VSCodeExtension(HotdTestCase):
 
     def test_save_patches_the_running_app_and_a_rude_edit_shows_in_problems(self):
         app = self.write("project/app.py", APP)
-        # --no-watch: only the editor's save (LSP didSave from the extension) can patch the app.
-        process = self.start(app, options=["--no-watch"])
-        self.wait_attached(process)
+        # The file watcher on, as by default: each save reaches the daemon twice, from the watcher and
+        # from the extension's didSave, and the rude edit must survive both.
+        process = self.start(app)
         self.wait_output(process, "hello\n")
         self.install_extension()
         url = self.start_code_server()
