@@ -256,3 +256,143 @@ TEST_CASE("without a reported text the baseline is read from disk") {
   REQUIRE(outcome.completed.size() == 1);
   CHECK(outcome.completed[0].processes[0].status == "unchanged");
 }
+
+// --- Saves and imports: the sync barrier --------------------------------------------------------
+
+TEST_CASE("a process that has not reported the file is asked first, and patched when its answer reports it") {
+  Disk disk;
+  disk.files["/other.py"] = version(1);
+  const AgentId agent = disk.attach(100, "/other.py");
+  auto outcome = disk.coordinator.save("/app.py", version(2));
+  REQUIRE(outcome.dispatches.size() == 1);
+  CHECK(outcome.dispatches[0].method == "agent/sync");
+  CHECK(outcome.dispatches[0].params == json{{"file", "/app.py"}});
+  CHECK(outcome.completed.empty());  // the ticket waits for the answer
+  // The answer reports the module, imported (as version 1) since the process's last report.
+  disk.coordinator.modules_loaded(agent, {{"app", "/app.py", version(1)}});
+  auto synced = disk.coordinator.on_synced(agent, "/app.py", outcome.dispatches[0].save, false);
+  REQUIRE(synced.dispatches.size() == 1);
+  CHECK(synced.dispatches[0].method == "agent/patch");
+  CHECK(first_op(synced.dispatches[0]) == "update");
+  auto result = disk.coordinator.on_result(agent, "/app.py", synced.dispatches[0].save, applied);
+  REQUIRE(result.completed.size() == 1);
+  CHECK(result.completed[0].processes[0].status == "applied");
+}
+
+TEST_CASE("a process that does not run the file leaves the ticket without an answer of its own") {
+  Disk disk;
+  disk.files["/other.py"] = version(1);
+  const AgentId agent = disk.attach(100, "/other.py");
+  auto outcome = disk.coordinator.save("/app.py", version(2));
+  auto synced = disk.coordinator.on_synced(agent, "/app.py", outcome.dispatches[0].save, false);
+  CHECK(synced.dispatches.empty());
+  REQUIRE(synced.completed.size() == 1);
+  CHECK(synced.completed[0].processes.empty());
+  CHECK(synced.completed[0].ok);
+}
+
+TEST_CASE("a save of a file being imported waits for its report, and times out without losing it") {
+  Disk disk;
+  disk.files["/other.py"] = version(1);
+  const AgentId agent = disk.attach(100, "/other.py");
+  auto outcome = disk.coordinator.save("/app.py", version(2));
+  const auto save = outcome.dispatches[0].save;
+  CHECK(disk.coordinator.on_synced(agent, "/app.py", save, true).completed.empty());
+  const auto timed_out = disk.coordinator.on_sync_timeout(agent, save);
+  REQUIRE(timed_out.size() == 1);
+  CHECK(timed_out[0].processes[0].status == "timeout");
+  // The import ends: its report brings the save, planned against the text it imported.
+  auto loaded = disk.coordinator.modules_loaded(agent, {{"app", "/app.py", version(1)}});
+  CHECK(loaded.changed_on_disk.empty());  // the waiting save applies the disk's text
+  REQUIRE(loaded.dispatches.size() == 1);
+  CHECK(first_op(loaded.dispatches[0]) == "update");
+}
+
+TEST_CASE("a sync answered after a newer save went out directly is superseded, never applied after it") {
+  Disk disk;
+  disk.files["/other.py"] = version(1);
+  const AgentId agent = disk.attach(100, "/other.py");
+  const auto first = disk.coordinator.save("/app.py", version(2)).dispatches[0].save;
+  disk.coordinator.modules_loaded(agent, {{"app", "/app.py", version(1)}});  // reported meanwhile
+  auto second = disk.coordinator.save("/app.py", version(3));
+  REQUIRE(second.dispatches.size() == 1);
+  CHECK(second.dispatches[0].method == "agent/patch");
+  auto late = disk.coordinator.on_synced(agent, "/app.py", first, false);
+  CHECK(late.dispatches.empty());
+  REQUIRE(late.completed.size() == 1);
+  CHECK(late.completed[0].processes[0].status == "superseded");
+}
+
+// --- What runs: pending rude edits, drift ----------------------------------------------------------
+
+namespace {
+
+std::string point(const std::string& fields, int label) {
+  return "import dataclasses\n\n@dataclasses.dataclass\nclass Point:\n" + fields + "\ndef label():\n    return " +
+         std::to_string(label) + "\n";
+}
+
+std::vector<std::string> ops(const Dispatch& dispatch) {
+  std::vector<std::string> found;
+  for (const json& change : dispatch.params["plan"]["changes"]) found.push_back(change["op"]);
+  return found;
+}
+
+}  // namespace
+
+TEST_CASE("a rude edit stays pending until the save undoes it") {
+  Disk disk;
+  disk.files["/app.py"] = point("    x: int = 0\n", 1);
+  const AgentId agent = disk.attach(100, "/app.py");
+  const std::string rude = point("    x: int = 0\n    y: int = 1\n", 2);
+  auto outcome = disk.coordinator.save("/app.py", rude);
+  REQUIRE(outcome.dispatches.size() == 1);
+  CHECK(ops(outcome.dispatches[0]) == std::vector<std::string>{"rude", "update"});
+  const json partial = {{"ok", false}, {"results", json::array({{{"status", "rude"}}, {{"status", "updated"}}})}};
+  disk.coordinator.on_result(agent, "/app.py", outcome.dispatches[0].save, partial);
+
+  // The same text again: not "unchanged", the field is still not applied.
+  outcome = disk.coordinator.save("/app.py", rude);
+  REQUIRE(outcome.dispatches.size() == 1);
+  CHECK(ops(outcome.dispatches[0]) == std::vector<std::string>{"rude"});
+  disk.coordinator.on_result(agent, "/app.py", outcome.dispatches[0].save,
+                             {{"ok", false}, {"results", json::array({{{"status", "rude"}}})}});
+  CHECK(disk.coordinator.describe_agent(agent)["files"][0]["rude_pending"] == json::array({"Point"}));
+
+  // A syntax error in between forgets nothing.
+  outcome = disk.coordinator.save("/app.py", rude + "def broken(:\n");
+  CHECK(outcome.dispatches.empty());
+  outcome = disk.coordinator.save("/app.py", rude);
+  CHECK(ops(outcome.dispatches[0]) == std::vector<std::string>{"rude"});
+  disk.coordinator.on_result(agent, "/app.py", outcome.dispatches[0].save,
+                             {{"ok", false}, {"results", json::array({{{"status", "rude"}}})}});
+
+  // The field undone: the class is what runs again; only the function's change is left.
+  outcome = disk.coordinator.save("/app.py", point("    x: int = 0\n", 3));
+  REQUIRE(outcome.dispatches.size() == 1);
+  CHECK(ops(outcome.dispatches[0]) == std::vector<std::string>{"update"});
+  disk.coordinator.on_result(agent, "/app.py", outcome.dispatches[0].save, applied);
+  CHECK_FALSE(disk.coordinator.describe_agent(agent)["files"][0].contains("rude_pending"));
+  outcome = disk.coordinator.save("/app.py", point("    x: int = 0\n", 3));
+  CHECK(outcome.completed[0].processes[0].status == "unchanged");
+}
+
+TEST_CASE("definitions that do not run the reported text are updated by the next save, even unchanged") {
+  Disk disk;
+  const std::string text = "def price(x):\n    return x + 100\n\ndef other():\n    return 0\n";
+  disk.files["/app.py"] = text;
+  const AgentId agent = disk.coordinator.add_agent(AgentInfo{100});
+  LoadedModule module{"app", "/app.py", text};
+  module.drift.differs = {"price"};
+  module.drift.missing = {"extra"};
+  auto loaded = disk.coordinator.modules_loaded(agent, {module});
+  CHECK(loaded.changed_on_disk == std::vector<std::string>{"/app.py"});  // caught up when watched
+  const std::string with_extra = text + "\ndef extra():\n    return 5\n";
+  auto outcome = disk.coordinator.save("/app.py", with_extra);
+  REQUIRE(outcome.dispatches.size() == 1);
+  // price: forced; extra: a new definition anyway.
+  CHECK(ops(outcome.dispatches[0]) == std::vector<std::string>{"update", "add"});
+  disk.coordinator.on_result(agent, "/app.py", outcome.dispatches[0].save, applied);
+  outcome = disk.coordinator.save("/app.py", with_extra);
+  CHECK(outcome.completed[0].processes[0].status == "unchanged");
+}

@@ -488,12 +488,12 @@ def _sync(params):
     `importing`: the file's module is being imported right now; its report follows when that ends."""
     global drain_again
     _settle_awaited_imports()
-    path = params.get("file")
-    importing = path in _importing and _still_importing(path)
+    wanted = os.path.realpath(params.get("file") or "")
+    importing = [path for path in _importing if _still_importing(path) and os.path.realpath(path) == wanted]
     if importing:
-        _owed_imports.add(path)
+        _owed_imports.update(importing)
         drain_again = True
-    return {"modules": _new_user_modules(budget=float("inf")), "importing": importing}
+    return {"modules": _new_user_modules(budget=float("inf")), "importing": bool(importing)}
 
 
 def _reply(request_id, result=None, error=None):
