@@ -593,6 +593,15 @@ void LspSession::save_completed(const TicketResult& result, const std::string& t
     waiting_.erase(waiting);
   }
   if (state_ != State::Running || closed_) return;
+  // With the file watcher on, a save reaches the daemon twice (the watcher's and the editor's own
+  // didSave): the second finds every process running that text already. What the editor shows is the
+  // outcome of the first, and still true: keep it rather than replace it with "unchanged".
+  const bool repeat = result.errors.empty() && !result.processes.empty() &&
+                      std::all_of(result.processes.begin(), result.processes.end(),
+                                  [](const ProcessOutcome& process) { return process.status == "unchanged"; });
+  auto& last_text = last_completed_text_[result.file];
+  if (repeat && last_text == text) return;
+  if (result.errors.empty()) last_text = text;
   record_patched(result);
   const std::string uri = uri_for(result.file);
   PublishedSave& published = published_[result.file];

@@ -138,6 +138,7 @@ class LspSession {
   std::optional<Outcome> command_detach(const nlohmann::json& arguments);
 
   // The diagnostics of the last completed save of a file, kept to publish them again with CPython's error.
+  std::map<std::string, std::string> last_completed_text_;  // by file: the text of the last save shown
   struct PublishedSave {
     TicketId ticket = 0;
     nlohmann::json diagnostics;   // hotd's own: syntax errors of the parser, rude edits, patch failures

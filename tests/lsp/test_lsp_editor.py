@@ -238,6 +238,19 @@ class WatchedEditorSession(EditorSession):
         self.assertEqual([d["code"] for d in published[-1]["params"]["diagnostics"]], ["rude-edit"])
         self.wait_output(self.process, "value=rest")
 
+    def test_the_second_save_of_the_same_text_does_not_replace_what_the_editor_shows(self):
+        text = APP.replace('"before"', '"after"')
+        self.write("app.py", text)
+        self.save(text)
+        self.assertEqual(self.patched()["processes"][0]["status"], "applied")
+        # Both saves are done (as `hotd log` tells a user), and all the daemon sent before the reply to a
+        # request is here: no second notification says "unchanged".
+        wait_for(lambda: self.hotd("log", self.app).stdout.count("pid %d " % self.process.pid) == 2,
+                 message="both saves to complete")
+        self.editor.call("workspace/executeCommand", {"command": "hotd.listProcesses", "arguments": []})
+        self.assertEqual([m for m in self.editor.unclaimed if m.get("method") == "hotd/patched"], [])
+        self.wait_output(self.process, "value=after")
+
 
 class WatchedEditorSession(EditorSession):
     """The same with the file watcher on, as `hotd run` has it by default: each file the editor writes
@@ -256,6 +269,19 @@ class WatchedEditorSession(EditorSession):
         self.assertTrue(published, self.editor.unclaimed)
         self.assertEqual([d["code"] for d in published[-1]["params"]["diagnostics"]], ["rude-edit"])
         self.wait_output(self.process, "value=rest")
+
+    def test_the_second_save_of_the_same_text_does_not_replace_what_the_editor_shows(self):
+        text = APP.replace('"before"', '"after"')
+        self.write("app.py", text)
+        self.save(text)
+        self.assertEqual(self.patched()["processes"][0]["status"], "applied")
+        # Both saves are done (as `hotd log` tells a user), and all the daemon sent before the reply to a
+        # request is here: no second notification says "unchanged".
+        wait_for(lambda: self.hotd("log", self.app).stdout.count("pid %d " % self.process.pid) == 2,
+                 message="both saves to complete")
+        self.editor.call("workspace/executeCommand", {"command": "hotd.listProcesses", "arguments": []})
+        self.assertEqual([m for m in self.editor.unclaimed if m.get("method") == "hotd/patched"], [])
+        self.wait_output(self.process, "value=after")
 
 
 if __name__ == "__main__":
