@@ -219,39 +219,6 @@ class EditorSession(HotdTestCase):
         self.assertIn("the hotd daemon closed the connection", self.bridge.stderr.read().decode())
 
 
-
-class WatchedEditorSession(EditorSession):
-    """The same with the file watcher on, as `hotd run` has it by default: each file the editor writes
-    is a save of its own too, besides the editor's didSave."""
-
-    run_options = []
-
-    def test_the_rude_edit_diagnostic_stays_after_the_watchers_save_and_the_editors(self):
-        text = APP.replace("    x: int = 0\n", "    x: int = 0\n    y: int = 1\n").replace('"before"', '"rest"')
-        self.write("app.py", text)  # the editor writes the file (the watcher's save), then says so
-        self.save(text)
-        for _ in range(2):  # one answer per save, in either order
-            self.patched()
-        published = [p for p in self.editor.unclaimed if p.get("method") == "textDocument/publishDiagnostics"
-                     and p["params"]["uri"] == self.uri]
-        self.assertTrue(published, self.editor.unclaimed)
-        self.assertEqual([d["code"] for d in published[-1]["params"]["diagnostics"]], ["rude-edit"])
-        self.wait_output(self.process, "value=rest")
-
-    def test_the_second_save_of_the_same_text_does_not_replace_what_the_editor_shows(self):
-        text = APP.replace('"before"', '"after"')
-        self.write("app.py", text)
-        self.save(text)
-        self.assertEqual(self.patched()["processes"][0]["status"], "applied")
-        # Both saves are done (as `hotd log` tells a user), and all the daemon sent before the reply to a
-        # request is here: no second notification says "unchanged".
-        wait_for(lambda: self.hotd("log", self.app).stdout.count("pid %d " % self.process.pid) == 2,
-                 message="both saves to complete")
-        self.editor.call("workspace/executeCommand", {"command": "hotd.listProcesses", "arguments": []})
-        self.assertEqual([m for m in self.editor.unclaimed if m.get("method") == "hotd/patched"], [])
-        self.wait_output(self.process, "value=after")
-
-
 class WatchedEditorSession(EditorSession):
     """The same with the file watcher on, as `hotd run` has it by default: each file the editor writes
     is a save of its own too, besides the editor's didSave."""
