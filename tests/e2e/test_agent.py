@@ -14,8 +14,7 @@ from hotd_testing import PYTHON, HotdTestCase, kill_if_alive, wait_for
 class ModuleReports(HotdTestCase):
     def wait_known(self, process, path, modules):
         wait_for(lambda: sorted(self.known_files(process.pid).get(path, [])) == sorted(modules),
-                 message="the daemon to know %s as %s in %d (it knows %r)" % (path, modules, process.pid,
-                                                                               self.known_files(process.pid)))
+                 message="the daemon to know %s as %s in %d" % (path, modules, process.pid))
 
     def ask(self, process, line):
         process.stdin.write(line.encode() + b"\n")

@@ -36,6 +36,7 @@ MAX_REPORT_BYTES = 16 << 20
 # child interpreter __main__ gets its file after the agent started (multiprocessing's spawned children
 # replace it with `__mp_main__`).
 _BOOTSTRAP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hotd_run.py")
+
 _settings = {}
 _config_for_children = [b""]  # the starter's config lines, to start an agent in a forked child
 _fork_hook_installed = [False]
@@ -199,9 +200,9 @@ def _live_functions(namespace, filename, module_name, found, seen):
             continue
         candidates = [value.fget, value.fset, value.fdel] if isinstance(value, property) else [value]
         for candidate in candidates:
-            for _ in range(8):
+            for _ in range(8):  # wrapper chains are short; the bound guards against cycles
                 inner = getattr(candidate, "__func__", None) or getattr(candidate, "__wrapped__", None)
-                if inner is None or isinstance(candidate, types.FunctionType) and "__wrapped__" not in vars(candidate):
+                if inner is None:
                     break
                 candidate = inner
             code = getattr(candidate, "__code__", None)
@@ -223,10 +224,10 @@ def _drift_of(module, text):
     _live_functions(vars(module), filename, module.__name__, running, set())
     differs = sorted(name for name, prints in running.items()
                      if name in on_disk and any(p not in on_disk[name] for p in prints))
-    missing = sorted(name for name in on_disk
-                     if name not in running and "<locals>" not in name and name.rpartition(".")[0] in running)
-    missing += sorted(name for name in on_disk if name not in running and "." not in name)
-    return {"differs": differs, "missing": sorted(set(missing))}
+    # A definition is missing where its module or class is there to take it.
+    missing = sorted(name for name in on_disk if name not in running and "<locals>" not in name
+                     and ("." not in name or name.rpartition(".")[0] in running))
+    return {"differs": differs, "missing": missing}
 
 
 # --- What the process imports ----------------------------------------------------------------------
@@ -392,7 +393,9 @@ class _ImportWatch(object):
         loader = spec.loader
         if type(loader) is importlib.machinery.SourceFileLoader and _is_user_file(os.path.abspath(loader.path)):
             spec.loader = _CapturingLoader(loader.name, loader.path)
-        else:
+        else:  # drained once it is there: another loader of the user's code (pytest's assertion
+            # rewriting), or a module whose import adds names for user modules (multiprocessing's
+            # `__mp_main__`)
             _awaited_imports[fullname] = True
             _last_import[0] = time.monotonic()
             _wake_agent()
