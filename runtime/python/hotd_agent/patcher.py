@@ -8,7 +8,8 @@ when they changed; rude edits and skips change nothing.
 
 Cost: everything here is proportional to the size of the file, its module and class namespaces and
 the threads' stacks, never to the number of objects in the process, except for updates of functions
-nested in functions (``in_function``), whose existing closures are found with gc.get_referrers.
+nested in functions (``in_function``) and of lambdas in updated functions, whose existing closures
+are found with gc.get_referrers.
 """
 
 import itertools
@@ -25,6 +26,7 @@ _KEEP = "__hotd_keep__"  # the identity decorator that stands in for decorators 
 # (a drop request made before the raise) waits this long to get it back.
 _SWITCH_INTERVAL = 0.02
 _MAX_UNWRAP = 16  # wrapper chains are short; bound the walk in case of self-referencing objects
+_MAX_WRAPPERS_SEARCHED = 64  # objects looked into for the function behind a binding
 
 # Names a class body stores for itself; never copied onto the live class.
 _CLASS_BOOKKEEPING = frozenset(
@@ -33,16 +35,19 @@ _CLASS_BOOKKEEPING = frozenset(
 
 _MISSING = object()
 
+_RESTART = "Restart the process to apply it."
+
 _OP_STATUS = {"update": "updated", "add": "added", "delete": "deleted", "shift": "shifted", "exec": "executed"}
 
 
 class _Failure(Exception):
     """A change that cannot be applied, with the status to report (``skipped``, ``rude``, ``failed``)."""
 
-    def __init__(self, status, message):
+    def __init__(self, status, message, stale=()):
         Exception.__init__(self, message)
         self.status = status
         self.message = message
+        self.stale = list(stale)
 
 
 def apply_plan(plan, filename, modules):
@@ -318,6 +323,47 @@ def _find_code(code, name, firstlineno):
     return None
 
 
+def _changed_lambdas(old_code, new_code):
+    """(old, new) lambda code objects nested in a function's code that changed, at any depth. A lambda
+    with an unchanged twin in the new code is unchanged; the others pair up in order when as many
+    changed, else new is None (hotd cannot tell which is which)."""
+    old_groups, new_groups = _nested_codes(old_code), _nested_codes(new_code)
+    old_lambdas, new_lambdas = old_groups.pop("<lambda>", []), new_groups.pop("<lambda>", [])
+    changed = [old for old in old_lambdas if not any(_same_behaviour(old, new) for new in new_lambdas)]
+    replacements = [new for new in new_lambdas if not any(_same_behaviour(old, new) for old in old_lambdas)]
+    paired = len(changed) == len(replacements)
+    for index, old in enumerate(changed):
+        new = replacements[index] if paired else None
+        yield old, new
+        if new is not None:
+            yield from _changed_lambdas(old, new)  # lambdas a lambda makes
+    for name, olds in old_groups.items():
+        for old, new in zip(olds, new_groups.get(name, [])):
+            yield from _changed_lambdas(old, new)
+
+
+def _nested_codes(code):
+    groups = {}
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            groups.setdefault(const.co_name, []).append(const)
+    return groups
+
+
+def _same_behaviour(old, new):
+    """Equal code but for line numbers."""
+    fields = operator.attrgetter("co_code", "co_names", "co_varnames", "co_freevars", "co_cellvars", "co_flags",
+                                 "co_argcount", "co_kwonlyargcount")
+    if fields(old) != fields(new) or len(old.co_consts) != len(new.co_consts):
+        return False
+    return all(_same_behaviour(a, b) if isinstance(a, types.CodeType) and isinstance(b, types.CodeType) else (
+        type(a) is type(b) and a == b) for a, b in zip(old.co_consts, new.co_consts))
+
+
+def _add_message(result, text):
+    result["message"] = result["message"] + "; " + text if result["message"] else text
+
+
 def _describe(obj):
     return "%s at %#x" % (getattr(obj, "__qualname__", type(obj).__name__), id(obj))
 
@@ -366,6 +412,7 @@ class _ModulePatch:
         except _Failure as failure:
             result["status"] = failure.status
             result["message"] = failure.message
+            result["stale"].extend(failure.stale)
         except Exception as error:  # user code raised (a statement, a default, a decorator)
             result["status"] = "failed"
             result["message"] = "%s: %s" % (type(error).__name__, error)
@@ -411,28 +458,39 @@ class _ModulePatch:
             cell.cell_contents = cls
         return cls, namespace, before
 
-    def _locate(self, change):
-        """The live binding of a function-like definition, checked to be this very definition."""
+    def _locate(self, change, unfollowable="rude"):
+        """The live binding of a function-like definition, checked to be this very definition.
+
+        A binding hotd cannot follow to it fails with status ``unfollowable`` when it is a wrapper
+        made from this definition, and is skipped when it holds something else (a C accelerator)."""
         parts = change["qualname"].split(".")
         cls = self._resolve_class(parts[:-1])
         owner = self.module if cls is None else cls
         key = _mangle(parts[-1], cls.__name__ if cls is not None else None)
         if key not in vars(owner):
             raise _Failure("skipped", "`%s` is not defined in the running module" % change["qualname"])
-        chain = _unwrap(vars(owner)[key], change.get("accessor"), parts[-1])
-        function = chain[-1]
-        if not isinstance(function, types.FunctionType) or function.__code__.co_name != parts[-1]:
-            raise _Failure("skipped", "`%s` is bound to %s, not to a function of this file that hotd can "
-                           "follow (a decorator that keeps no __wrapped__?)" % (change["qualname"], _describe(chain[0])))
+        bound = vars(owner)[key]
         expected = change.get("old_line", change["line"] if change.get("in_old_file") else None)
-        if function.__code__.co_filename != self.filename or (
-                expected is not None and function.__code__.co_firstlineno != expected):
-            where = "line %d" % function.__code__.co_firstlineno
-            if function.__code__.co_filename != self.filename:
-                where += " of " + function.__code__.co_filename
+        chain = _unwrap(bound, change.get("accessor"), _function_named(parts[-1], self.filename, expected))
+        if chain is not None:
+            return _Binding(owner, key, chain)
+        namesake = _unwrap(bound, change.get("accessor"), _function_named(parts[-1]))
+        if namesake is not None:
+            code = namesake[-1].__code__
+            where = "line %d" % code.co_firstlineno
+            if code.co_filename != self.filename:
+                where += " of " + code.co_filename
             raise _Failure("skipped", "the running `%s` comes from %s, not from this definition (line %s): "
                            "another definition of the same name is the one in use" % (change["qualname"], where, expected))
-        return _Binding(owner, key, chain)
+        made_here = isinstance(bound, types.FunctionType) and bound.__code__.co_filename == self.filename
+        if not made_here and change.get("header_line", change["line"]) == change["line"]:
+            raise _Failure("skipped", "`%s` is bound to %s, not to a function of this file" % (
+                change["qualname"], _describe(bound)))
+        # Decorated, or wrapped by code of this file: the wrapper was made from this definition.
+        raise _Failure(unfollowable, "`%s` is bound to %s, a wrapper hotd cannot follow to the function of this "
+                       "definition (not through __wrapped__, __func__, closure cells or attributes). %s"
+                       % (change["qualname"], _describe(bound), _RESTART),
+                       ["%s: made before this save, keeps the old code of `%s`" % (_describe(bound), change["qualname"])])
 
     # -- ops -----------------------------------------------------------------------------------
 
@@ -455,16 +513,41 @@ class _ModulePatch:
         else:
             self._replace_function(change, binding, new, cls, result)
         self.swapped[change["qualname"]] = (old_code, new.__code__)
+        self._update_lambdas(change["qualname"], old_code, new.__code__, result)
         for obj in binding.chain[:-1]:
             clear = getattr(obj, "cache_clear", None)
             if callable(clear):
                 self.swaps.clear_cache(obj)
                 result["caches_cleared"].append(getattr(obj, "__qualname__", change["qualname"]))
         if result["running_frames"]:
-            result["message"] = ("%d frame(s) still run the old code and finish on it; "
-                                 "the next call runs the new code" % result["running_frames"])
+            _add_message(result, "%d frame(s) still run the old code and finish on it; "
+                         "the next call runs the new code" % result["running_frames"])
         for obj in binding.chain:
             self.notifications.append((obj, "updated", result))
+
+    def _update_lambdas(self, qualname, old_code, new_code, result):
+        """Lambdas the old code made (a decorator's ``lambda *a: func(*a)`` wrappers) follow a change of
+        their own code like closures of nested defs, which the plan lists (``in_function``); the plan
+        does not list lambdas. Only when a lambda inside changed is the heap scanned for them."""
+        changed = list(_changed_lambdas(old_code, new_code))
+        if not changed:
+            return
+        import gc
+
+        updated = 0
+        for old_lambda, new_lambda in changed:
+            for referrer in gc.get_referrers(old_lambda):
+                if not isinstance(referrer, types.FunctionType) or referrer.__code__ is not old_lambda:
+                    continue
+                if new_lambda is not None and new_lambda.co_freevars == old_lambda.co_freevars:
+                    self.swaps.set(referrer, "__code__", new_lambda)
+                    updated += 1
+                else:
+                    result["stale"].append("%s: a lambda made by `%s` before this save keeps the old code (%s)" % (
+                        _describe(referrer), qualname, "hotd cannot tell which lambda of the new code it is"
+                        if new_lambda is None else "its free variables changed"))
+        if updated:
+            _add_message(result, "%d existing lambda(s) made by it updated" % updated)
 
     def _replace_function(self, change, binding, new, cls, result):
         """The new code needs other free variables (e.g. it starts using super()): ``__code__`` cannot be
@@ -569,7 +652,7 @@ class _ModulePatch:
             count = _shift_class(cls, delta, self.filename, self.swaps)
             result["message"] = "%d function(s) moved by %+d line(s)" % (count, delta)
             return
-        function = self._locate(change).function
+        function = self._locate(change, unfollowable="skipped").function
         self.swaps.set(function, "__code__", _shift_code(function.__code__, delta))
 
     def _exec(self, change, code, result):
@@ -625,41 +708,75 @@ def _identity(function):
     return function
 
 
-def _unwrap(obj, accessor, name):
-    """From a bound object down to the function it wraps: staticmethod/classmethod/bound method
-    ``__func__``, property accessors, ``__wrapped__`` chains (functools.wraps, lru_cache),
-    cached_property ``func``, and as a last resort a function of that name in a wrapper's closure."""
-    chain = [obj]
-    for _ in range(_MAX_UNWRAP):
-        if isinstance(obj, (staticmethod, classmethod, types.MethodType)):
-            obj = obj.__func__
-        elif isinstance(obj, property):
-            obj = {"setter": obj.fset, "deleter": obj.fdel}.get(accessor, obj.fget)
-        elif isinstance(obj, types.FunctionType) and "__wrapped__" not in obj.__dict__:
-            if obj.__code__.co_name == name or not obj.__closure__:
-                return chain
-            inner = [c.cell_contents for c in obj.__closure__ if _cell_holds_function_named(c, name)]
-            if len(inner) != 1:
-                return chain
-            obj = inner[0]
-        else:
-            wrapped = getattr(obj, "__wrapped__", None)
-            if wrapped is None:
-                func = getattr(obj, "func", None)  # functools.cached_property
-                if not isinstance(func, types.FunctionType):
-                    return chain
-                wrapped = func
-            obj = wrapped
-        chain.append(obj)
-    return chain
+def _unwrap(obj, accessor, is_target):
+    """The path from a bound object down to the function ``is_target`` accepts, or None.
+
+    Follows staticmethod/classmethod/bound method ``__func__``, the property accessor, ``__wrapped__``
+    (functools.wraps, lru_cache), ``func`` (cached_property, partial), and into wrappers that keep none
+    of these: the callables in a wrapper function's closure cells (stacked closures, lambdas) and in a
+    callable instance's attributes. Breadth first, so the shortest path wins; bounded in depth and in
+    the objects looked into, never a heap scan."""
+    paths = [[obj]]
+    seen = {id(obj)}
+    looked_into = 0
+    for path in paths:  # grows while it is walked: breadth first
+        if is_target(path[-1]):
+            return path
+        if len(path) > _MAX_UNWRAP or looked_into >= _MAX_WRAPPERS_SEARCHED:
+            continue
+        looked_into += 1
+        for inner in _inner_objects(path[-1], accessor):
+            if id(inner) not in seen:
+                seen.add(id(inner))
+                paths.append(path + [inner])
+    return None
 
 
-def _cell_holds_function_named(cell, name):
+def _inner_objects(obj, accessor):
+    """What a wrapper may hold the wrapped function in, most explicit first."""
+    if isinstance(obj, (staticmethod, classmethod, types.MethodType)):
+        return [obj.__func__]
+    if isinstance(obj, property):
+        accessor_function = {"setter": obj.fset, "deleter": obj.fdel}.get(accessor, obj.fget)
+        return [] if accessor_function is None else [accessor_function]
+    if isinstance(obj, types.FunctionType):
+        if "__wrapped__" in obj.__dict__:
+            return [obj.__dict__["__wrapped__"]]
+        return [value for value in map(_cell_value, obj.__closure__ or ()) if _may_wrap(value)]
+    wrapped = getattr(obj, "__wrapped__", None)
+    if wrapped is not None:
+        return [wrapped]
+    func = getattr(obj, "func", None)  # functools.cached_property, functools.partial
+    if isinstance(func, types.FunctionType):
+        return [func]
+    attributes = getattr(obj, "__dict__", None)  # a class-based decorator keeping the function
+    if callable(obj) and isinstance(attributes, dict):
+        return [value for value in attributes.values() if _may_wrap(value)]
+    return []
+
+
+def _cell_value(cell):
     try:
-        value = cell.cell_contents
+        return cell.cell_contents
     except ValueError:  # empty cell
-        return False
-    return isinstance(value, types.FunctionType) and value.__code__.co_name == name
+        return None
+
+
+def _may_wrap(value):
+    """Worth looking into for a wrapped function: callables other than classes and C functions."""
+    return (isinstance(value, (types.FunctionType, staticmethod, classmethod, property))
+            or (callable(value) and not isinstance(value, (type, types.BuiltinFunctionType))))
+
+
+def _function_named(name, filename=None, firstlineno=None):
+    """A predicate for _unwrap: a function with this code name (and file and first line, if given)."""
+    def accepts(obj):
+        if not isinstance(obj, types.FunctionType):
+            return False
+        code = obj.__code__
+        return code.co_name == name and (filename is None or code.co_filename == filename) and (
+            firstlineno is None or code.co_firstlineno == firstlineno)
+    return accepts
 
 
 def _transplantable(old, new, filename):
@@ -687,14 +804,14 @@ def _shift_class(cls, delta, filename, swaps, seen=None):
             if value.__qualname__.startswith(prefix) and value.__module__ == cls.__module__:
                 count += _shift_class(value, delta, filename, swaps, seen)
             continue
-        targets = []
         if isinstance(value, property):
             targets = [f for f in (value.fget, value.fset, value.fdel) if f is not None]
         else:
-            targets = [_unwrap(value, None, getattr(value, "__name__", key))[-1]]
+            path = _unwrap(value, None, lambda obj: isinstance(obj, types.FunctionType) and obj.__qualname__.startswith(prefix))
+            targets = [] if path is None else [path[-1]]
         for function in targets:
-            if (isinstance(function, types.FunctionType) and function.__code__.co_filename == filename
-                    and function.__qualname__.startswith(prefix)):
+            if function.__code__.co_filename == filename and id(function) not in seen:
+                seen.add(id(function))  # an alias (`other = method`) moves it once
                 swaps.set(function, "__code__", _shift_code(function.__code__, delta))
                 count += 1
     if "__firstlineno__" in vars(cls):  # 3.13+: what inspect.getsource uses for classes

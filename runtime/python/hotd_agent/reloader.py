@@ -26,8 +26,8 @@ import sys
 import time
 
 from . import hooks
-from .patcher import (_error_dict, _finish, _mirror, _result, _script_copies, _SwapBatch, _transplant, _transplantable,
-                      _unwrap)
+from .patcher import (_error_dict, _finish, _function_named, _mirror, _result, _script_copies, _SwapBatch, _transplant,
+                      _transplantable, _unwrap)
 
 # Top-level statements of `__main__` that drive the program rather than define it: re-running them
 # would start the program again inside the agent.
@@ -220,9 +220,9 @@ def _update_function(old, new, file, swaps):
     """Put `new`'s code into `old` (through wrappers such as lru_cache); false when they do not match."""
     if type(old) is not type(new):
         return False
-    old_chain = _unwrap(old, None, getattr(old, "__name__", ""))
-    new_chain = _unwrap(new, None, getattr(new, "__name__", ""))
-    if not _transplantable(old_chain[-1], new_chain[-1], file):
+    old_chain = _unwrap(old, None, _function_named(getattr(old, "__name__", ""), file))
+    new_chain = _unwrap(new, None, _function_named(getattr(new, "__name__", ""), file))
+    if old_chain is None or new_chain is None or not _transplantable(old_chain[-1], new_chain[-1], file):
         return False
     _transplant(old_chain[-1], new_chain[-1], swaps)
     for wrapper in old_chain[:-1]:
