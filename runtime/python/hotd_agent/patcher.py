@@ -14,6 +14,7 @@ are found with gc.get_referrers.
 
 import itertools
 import operator
+import os
 import sys
 import time
 import types
@@ -61,15 +62,16 @@ def apply_plan(plan, filename, modules):
         results = [_plan_syntax_result(error, filename) for error in plan.get("errors") or [{}]]
         return _finish(start, results)
 
-    compiled = {}  # (change index, compiler flags) -> code object
-    for module in modules:
-        flags = _future_flags(module)
+    # How each module's code was compiled: its future flags, and the file name its code objects carry.
+    compile_keys = [(_future_flags(module), _code_filename(module, filename)) for module in modules]
+    compiled = {}  # (change index, compile key) -> code object
+    for key in compile_keys:
         for index, change in enumerate(changes):
             text = _text_to_compile(change)
-            if text is None or (index, flags) in compiled:
+            if text is None or (index, key) in compiled:
                 continue
             try:
-                compiled[(index, flags)] = compile(text, filename, "exec", flags, True)
+                compiled[(index, key)] = compile(text, key[1], "exec", key[0], True)
             except SyntaxError as error:
                 return _finish(start, _compile_failure(changes, modules, error))
 
@@ -79,12 +81,11 @@ def apply_plan(plan, filename, modules):
     swaps = _SwapBatch()
     script_copies = [(module, copy, set(vars(module))) for module, copy in _script_copies(modules)]
     with hooks.patching():
-        for module in modules:
+        for module, key in zip(modules, compile_keys):
             results.extend(_hook_failures("before_patch", hooks.run_module_hooks("before", module, changes), module))
-            session = _ModulePatch(module, filename, running, notifications, swaps)
-            flags = _future_flags(module)
+            session = _ModulePatch(module, key[1], running, notifications, swaps)
             for index, change in enumerate(changes):
-                results.append(session.apply(change, compiled.get((index, flags))))
+                results.append(session.apply(change, compiled.get((index, key))))
         try:
             swaps.flush()
         except Exception as error:  # e.g. an audit hook refusing a __code__ assignment
@@ -99,7 +100,8 @@ def apply_plan(plan, filename, modules):
             results.extend(_hook_failures("after_patch", hooks.run_module_hooks("after", module, own), module))
     linecache = sys.modules.get("linecache")
     if linecache is not None:
-        linecache.checkcache(filename)
+        for code_filename in set(key[1] for key in compile_keys) | {filename}:
+            linecache.checkcache(code_filename)
     return _finish(start, results)
 
 
@@ -223,6 +225,18 @@ def _error_dict(error):
         "message": str(error),
         "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
     }
+
+
+def _code_filename(module, filename):
+    """The file name the module's code objects carry: ``filename``, or the module's relative
+    ``__file__`` naming it. Python 3.8 keeps a script's path as given on the command line
+    (``python main.py``), in ``__file__`` and ``co_filename``; recompiled code keeps that name too, so
+    tracebacks look as in a plain run. Resolved against the working directory, as the agent resolved
+    ``__file__`` to ``filename``."""
+    path = getattr(module, "__file__", None)
+    if isinstance(path, str) and not os.path.isabs(path) and os.path.abspath(path) == filename:
+        return path
+    return filename
 
 
 def _future_flags(module):
