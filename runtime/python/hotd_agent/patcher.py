@@ -408,6 +408,8 @@ class _ModulePatch:
         self.notifications = notifications
         # qualname -> (old code, new code) of functions updated here, for in_function changes.
         self.swapped = {}
+        # Qualnames of classes whose new bases could not be assigned: nothing else in them is applied.
+        self.refused_classes = set()
 
     # -- dispatch ------------------------------------------------------------------------------
 
@@ -419,6 +421,10 @@ class _ModulePatch:
                 raise _Failure("rude", change.get("reason", ""))
             if op == "skip":
                 raise _Failure("skipped", change.get("reason", ""))
+            refused = self._refused_class_around(change)
+            if refused is not None:
+                raise _Failure("rude", "not applied: the new bases of class `%s` could not be assigned, and the "
+                               "class must not be half-updated. %s" % (refused, _RESTART))
             handler = getattr(self, "_" + op, None)
             if handler is None:
                 raise _Failure("failed", "unknown op %r" % (op,))
@@ -432,6 +438,14 @@ class _ModulePatch:
             result["message"] = "%s: %s" % (type(error).__name__, error)
             result["error"] = _error_dict(error)
         return result
+
+    def _refused_class_around(self, change):
+        """The refused class that the change is in (or is), or None."""
+        where = change.get("qualname") or ".".join(_class_path(change.get("scope") or []))
+        for refused in self.refused_classes:
+            if where == refused or where.startswith(refused + "."):
+                return refused
+        return None
 
     # -- namespaces ----------------------------------------------------------------------------
 
@@ -512,7 +526,7 @@ class _ModulePatch:
         if change.get("in_function"):
             return self._update_closures(change, result)
         if change.get("kind") == "class":
-            raise _Failure("skipped", "a class header update has nothing to apply in place")
+            return self._update_bases(change, result)
         binding = self._locate(change)
         old = binding.function
         parts = change["qualname"].split(".")
@@ -562,6 +576,32 @@ class _ModulePatch:
                         if new_lambda is None else "its free variables changed"))
         if updated:
             _add_message(result, "%d existing lambda(s) made by it updated" % updated)
+
+    def _update_bases(self, change, result):
+        """New positional bases, assigned to ``__bases__``: instances and subclasses follow. Only CPython can
+        say whether it accepts them (compatible layouts, a consistent MRO), so this is assigned at once,
+        after the swaps before it; when it is refused, nothing else of the class is applied."""
+        parts = change["qualname"].split(".")
+        cls = self._resolve_class(parts)
+        enclosing = self._resolve_class(parts[:-1])
+        try:
+            bases = (object,)
+            if change["bases"]:
+                text = "\n" * (change["header_line"] - 1) + "(" + ", ".join(change["bases"]) + ",)"
+                scope = None if enclosing is None else dict(vars(enclosing))
+                bases = eval(compile(text, self.filename, "eval", _future_flags(self.module), True), self.namespace, scope)
+            if bases == cls.__bases__:
+                result["message"] = "the new bases are the running ones"
+                return
+            self.swaps.flush()
+            cls.__bases__ = bases
+        except Exception as error:
+            self.refused_classes.add(change["qualname"])
+            if not isinstance(error, TypeError):
+                raise
+            raise _Failure("rude", "CPython refuses the new bases of `%s` (%s): instances and subclasses keep the old "
+                           "ones, and nothing else of the class is applied. %s" % (change["qualname"], error, _RESTART))
+        result["message"] = "bases are now %s" % ", ".join(base.__qualname__ for base in bases)
 
     def _replace_function(self, change, binding, new, cls, result):
         """The new code needs other free variables (e.g. it starts using super()): ``__code__`` cannot be
@@ -635,6 +675,8 @@ class _ModulePatch:
         if change.get("in_function"):
             result["message"] = "removed from the new code of the enclosing function"
             return
+        if change.get("kind") == "statement":
+            return self._delete_class_attributes(change, result)
         parts = change["qualname"].split(".")
         if change.get("kind") == "class":
             cls = self._resolve_class(parts[:-1])
@@ -655,6 +697,21 @@ class _ModulePatch:
             self.swaps.delete(binding.owner, binding.key)
         for obj in binding.chain:
             self.notifications.append((obj, "deleted", result))
+
+    def _delete_class_attributes(self, change, result):
+        """A statement removed from a class body: the names it bound go from the running class; instances
+        keep their own attributes."""
+        cls = self._resolve_class(_class_path(change.get("scope") or []))
+        if cls is None:
+            raise _Failure("skipped", "a removed module statement is not undone")
+        present = [name for name in change.get("binds") or [] if _mangle(name, cls.__name__) in vars(cls)]
+        if not present:
+            raise _Failure("skipped", "already gone from class `%s`" % cls.__qualname__)
+        for name in present:
+            self.swaps.delete(cls, _mangle(name, cls.__name__))
+        result["message"] = "deleted from class `%s`: %s" % (cls.__qualname__, ", ".join(present))
+        if change.get("detail"):
+            _add_message(result, change["detail"])
 
     def _shift(self, change, code, result):
         delta = change["line"] - change["old_line"]
