@@ -186,7 +186,7 @@ class Differ {
         }
         return false;
       case DefinitionKind::Statement: return visit_new_statement(index, now, was);
-      case DefinitionKind::Function: return visit_new_function(now, was, old_index);
+      case DefinitionKind::Function: return visit_new_function(index, now, was, old_index);
       case DefinitionKind::Class: return visit_new_class(index, now, was, old_index);
     }
     return false;
@@ -220,7 +220,7 @@ class Differ {
     return true;
   }
 
-  bool visit_new_function(const Definition& now, const Definition* was, std::int32_t old_index) {
+  bool visit_new_function(std::int32_t index, const Definition& now, const Definition* was, std::int32_t old_index) {
     if (!was) {
       emit(ChangeOp::Add, after_, now, nullptr, "");
       return true;
@@ -241,12 +241,26 @@ class Differ {
       return true;
     }
     if (was->header_hash != now.header_hash) {
-      old_suppressed_[old_index] = true;
-      emit(ChangeOp::Rude, after_, now, was,
-           "decorators of " + quoted(now.qualname) + " changed (" + decorator_list(was->decorators) + " -> " +
-               decorator_list(now.decorators) +
-               "): the decorated object must be re-created and references taken earlier would keep the old "
-               "one. " + std::string(kRestart));
+      const std::string changed = "decorators of " + quoted(now.qualname) + " changed (" +
+                                  decorator_list(was->decorators) + " -> " + decorator_list(now.decorators) + ")";
+      std::string why_not = why_not_rebound(index, now);
+      if (why_not.empty() && (was->accessor != PropertyAccessor::None || now.accessor != PropertyAccessor::None ||
+                              has_accessor_sibling(after_, index) || has_accessor_sibling(before_, old_index))) {
+        why_not = quoted(now.name) +
+                  " is a property made by several definitions (getter, setter, deleter), and re-running one "
+                  "of them would lose the others";
+      }
+      if (!why_not.empty()) {
+        old_suppressed_[old_index] = true;
+        emit(ChangeOp::Rude, after_, now, was, changed + ": " + why_not + ". " + std::string(kRestart));
+        return true;
+      }
+      emit(ChangeOp::Update, after_, now, was,
+           "decorators changed (" + decorator_list(was->decorators) + " -> " + decorator_list(now.decorators) +
+               "): the definition runs again and " + quoted(now.name) + " is bound to what they return");
+      changes_.back().rebind = true;
+      changes_.back().old_decorators = was->decorators;
+      for (const std::int32_t child : now.children) visit_new(child);
       return true;
     }
     if (was->content_hash != now.content_hash) {
@@ -306,7 +320,7 @@ class Differ {
       for (const std::int32_t child : now.children) reported |= visit_new(child);
       return reported;
     }
-    const std::string why_not = why_class_header_is_rude(now, *was);
+    const std::string why_not = why_class_header_is_rude(index, now, *was);
     if (!why_not.empty()) {
       // Nothing of the class is applied: its methods must not run on a class whose header stays old.
       old_suppressed_[old_index] = true;
@@ -324,6 +338,14 @@ class Differ {
       bases_updates_[index] = changes_.size() - 1;
     }
     for (const std::int32_t child : now.children) visit_new(child);
+    if (was->decorators != now.decorators) {
+      // After the changes inside: the decorators see the class as the new text makes it.
+      emit(ChangeOp::Update, after_, now, was,
+           "decorators changed (" + decorator_list(was->decorators) + " -> " + decorator_list(now.decorators) +
+               "): they run again on the live class and " + quoted(now.name) + " is bound to what they return");
+      changes_.back().rebind = true;
+      changes_.back().old_decorators = was->decorators;
+    }
     return true;
   }
 
@@ -427,9 +449,33 @@ class Differ {
     return parent;
   }
 
+  // Why running the decorators of a definition again and binding its name would not give what an
+  // import of the new text gives; empty when it would.
+  std::string why_not_rebound(std::int32_t index, const Definition& now) const {
+    std::string why;
+    for_each_in_scope(after_, scope_index(after_, index), [&](const Definition& member) {
+      if (!why.empty() || member.kind != DefinitionKind::Statement) return;
+      if (std::find(member.binds.begin(), member.binds.end(), now.name) != member.binds.end()) {
+        why = "a statement (line " + std::to_string(member.span.start.line + 1) + ") binds " + quoted(now.name) +
+              " too, and re-running the definition alone would not run it";
+      }
+    });
+    return why;
+  }
+
+  static bool has_accessor_sibling(const Module& module, std::int32_t index) {
+    const Definition& definition = module.definitions[index];
+    bool found = false;
+    for_each_in_scope(module, scope_index(module, index), [&](const Definition& member) {
+      found = found || (&member != &definition && member.kind == DefinitionKind::Function &&
+                        member.qualname == definition.qualname && member.accessor != PropertyAccessor::None);
+    });
+    return found;
+  }
+
   // Why a class's new header cannot be applied to the live class; empty when it can (new positional
-  // bases through `__bases__`).
-  std::string why_class_header_is_rude(const Definition& now, const Definition& was) const {
+  // bases through `__bases__`, new decorators run on the live class).
+  std::string why_class_header_is_rude(std::int32_t index, const Definition& now, const Definition& was) const {
     const std::string name = quoted(now.qualname);
     if (class_keywords(was) != class_keywords(now)) {
       return "the metaclass or class keywords of " + name + " changed (" + join_or_none(class_keywords(was)) +
@@ -451,7 +497,10 @@ class Differ {
       return what + ": " + std::string(to_string(model)) + " " + name + " has fields, and " +
              std::string(why_fields_are_fixed(model));
     }
-    if (decorators_changed) return what + ": the class must be re-created and existing instances would keep the old one";
+    if (decorators_changed) {
+      const std::string why = why_not_rebound(index, now);
+      if (!why.empty()) return what + ": " + why;
+    }
     return "";
   }
 

@@ -55,6 +55,10 @@ json change_to_json(const parser::Change& change) {
   if (!change.source.empty()) out["source"] = change.source;
   if (!change.source.empty() || deletes_statement) out["scope"] = change.scope;
   if (!change.decorators.empty()) out["decorators"] = change.decorators;
+  if (change.rebind) {
+    out["rebind"] = true;
+    out["old_decorators"] = change.old_decorators;
+  }
   if (change.bases) out["bases"] = *change.bases;
   if (!change.label.empty()) out["label"] = change.label;
   if (change.op == ChangeOp::Exec || deletes_statement) out["binds"] = change.binds;

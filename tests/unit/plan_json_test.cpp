@@ -75,6 +75,19 @@ TEST_CASE("new bases are an update with `bases`; a removed class attribute a del
   CHECK(removed["in_old_file"] == true);
 }
 
+TEST_CASE("changed decorators are an update with `rebind`, the old decorators and the whole source") {
+  const json plan = plan_json("@route('/a')\ndef index():\n    return 1\n", "@route('/b')\n@cache\ndef index():\n    return 1\n");
+  REQUIRE(plan["changes"].size() == 1);
+  const json& change = plan["changes"][0];
+  CHECK(change["op"] == "update");
+  CHECK(change["rebind"] == true);
+  CHECK(change["decorators"] == json::array({"route('/b')", "cache"}));
+  CHECK(change["old_decorators"] == json::array({"route('/a')"}));
+  CHECK(change["source"] == "@route('/b')\n@cache\ndef index():\n    return 1\n");
+  CHECK(change["header_line"] == 3);
+  CHECK(plan_json("def f():\n    return 1\n", "def f():\n    return 2\n")["changes"][0].contains("rebind") == false);
+}
+
 TEST_CASE("a syntax error yields no plan and 1-based positions in characters") {
   const json plan = plan_json("t = 1\n", "t = 'éé' + [1 2]\n");
   CHECK(plan["ok"] == false);

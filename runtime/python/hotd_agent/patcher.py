@@ -7,7 +7,8 @@ Changed functions keep their identity (new ``__code__`` in the old object); stat
 when they changed; rude edits and skips change nothing.
 
 Cost: everything here is proportional to the size of the file, its module and class namespaces and
-the threads' stacks, never to the number of objects in the process, except for updates of functions
+the threads' stacks (a rebind also reads every module's namespace, for from-imports of the object it
+replaced), never to the number of objects in the process, except for updates of functions
 nested in functions (``in_function``) and of lambdas in updated functions, whose existing closures
 are found with gc.get_referrers.
 """
@@ -22,6 +23,9 @@ import types
 from . import hooks
 
 _KEEP = "__hotd_keep__"  # the identity decorator that stands in for decorators on update
+_COLLECT = "__hotd_collect__"  # wraps each decorator of a rebind: records its value, applies nothing
+# What a def evaluates into a function object; put into the old object by updates.
+_FUNCTION_STATE = ("__code__", "__defaults__", "__kwdefaults__", "__doc__", "__annotations__")
 # Switch interval while swaps are applied. The swaps run inside one C call, which never drops the GIL;
 # the raise only covers the few bytecodes around it. Kept small: a thread that loses the GIL anyway
 # (a drop request made before the raise) waits this long to get it back.
@@ -257,7 +261,9 @@ def _text_to_compile(change):
         return None
     scope = change.get("scope") or []
     line = change["line"]
-    if change["op"] == "update" and change.get("header_line", line) > line:
+    if change["op"] == "update" and change.get("rebind"):
+        source = _collecting_decorators(change)
+    elif change["op"] == "update" and change.get("header_line", line) > line:
         # Decorators must not run again: one identity decorator keeps co_firstlineno on `line`,
         # blank lines keep every later line where it is.
         lines = source.splitlines(True)
@@ -266,6 +272,42 @@ def _text_to_compile(change):
         indent = first[: len(first) - len(first.lstrip())]
         source = indent + "@" + _KEEP + "\n" + "\n" * (decorator_count - 1) + "".join(lines[decorator_count:])
     return "\n" * (line - 1 - len(scope)) + "".join(h + "\n" for h in scope) + source
+
+
+def _collecting_decorators(change):
+    """The source of a rebind with each decorator ``@EXPR`` turned into ``@__hotd_collect__(EXPR)``: the
+    expressions are evaluated where and as the def would (lines, class scope), their values recorded,
+    and the agent applies them to the function it chooses. A class keeps only its decorators, over a
+    stub: its body is updated by the changes inside it."""
+    lines = change["source"].splitlines(True)
+    decorator_count = change["header_line"] - change["line"]
+    head = "".join(lines[:decorator_count])
+    pieces = []
+    position = 0
+    for decorator in change.get("decorators") or []:
+        start = head.index(decorator, head.index("@", position) + 1)
+        pieces.append(head[position:start] + _COLLECT + "(" + decorator + ")")
+        position = start + len(decorator)
+    pieces.append(head[position:])
+    body = "".join(lines[decorator_count:])
+    if change["kind"] == "class":
+        indent = body[: len(body) - len(body.lstrip())]
+        body = indent + "class " + change["qualname"].rsplit(".", 1)[-1] + ":\n" + indent + "    pass\n"
+    return "".join(pieces) + body
+
+
+def _collector(collected):
+    def collect(decorator):
+        collected.append(decorator)
+        return _identity
+    return collect
+
+
+def _apply_decorators(decorators, obj):
+    """Decorators in source order, applied as a def applies them: the innermost first."""
+    for decorator in reversed(decorators):
+        obj = decorator(obj)
+    return obj
 
 
 def _running_code_counts():
@@ -379,7 +421,11 @@ def _add_message(result, text):
 
 
 def _describe(obj):
-    return "%s at %#x" % (getattr(obj, "__qualname__", type(obj).__name__), id(obj))
+    name = getattr(obj, "__qualname__", None)
+    if not isinstance(name, str):
+        return "%s at %#x" % (type(obj).__name__, id(obj))
+    kind = "" if isinstance(obj, (types.FunctionType, type)) else type(obj).__name__ + " "
+    return "%s%s at %#x" % (kind, name, id(obj))
 
 
 class _Binding:
@@ -486,15 +532,19 @@ class _ModulePatch:
             cell.cell_contents = cls
         return cls, namespace, before
 
+    def _owner_and_key(self, parts):
+        """The module or class where a definition's name lives, and its key there (mangled)."""
+        cls = self._resolve_class(parts[:-1])
+        owner = self.module if cls is None else cls
+        return owner, _mangle(parts[-1], cls.__name__ if cls is not None else None)
+
     def _locate(self, change, unfollowable="rude"):
         """The live binding of a function-like definition, checked to be this very definition.
 
         A binding hotd cannot follow to it fails with status ``unfollowable`` when it is a wrapper
         made from this definition, and is skipped when it holds something else (a C accelerator)."""
         parts = change["qualname"].split(".")
-        cls = self._resolve_class(parts[:-1])
-        owner = self.module if cls is None else cls
-        key = _mangle(parts[-1], cls.__name__ if cls is not None else None)
+        owner, key = self._owner_and_key(parts)
         if key not in vars(owner):
             raise _Failure("skipped", "`%s` is not defined in the running module" % change["qualname"])
         bound = vars(owner)[key]
@@ -525,6 +575,8 @@ class _ModulePatch:
     def _update(self, change, code, result):
         if change.get("in_function"):
             return self._update_closures(change, result)
+        if change.get("rebind"):
+            return (self._rebind_class if change.get("kind") == "class" else self._rebind)(change, code, result)
         if change.get("kind") == "class":
             return self._update_bases(change, result)
         binding = self._locate(change)
@@ -576,6 +628,75 @@ class _ModulePatch:
                         if new_lambda is None else "its free variables changed"))
         if updated:
             _add_message(result, "%d existing lambda(s) made by it updated" % updated)
+
+    def _rebind(self, change, code, result):
+        """The decorators changed: run them again and bind the name to what they return, as an import of
+        the new text would. They get the old function object with the new code in it when its free
+        variables allow (references to the plain function follow it, and so does the next save), else
+        the new function. What keeps the old bound object is listed in `stale`."""
+        parts = change["qualname"].split(".")
+        owner, key = self._owner_and_key(parts)
+        try:
+            chain = self._locate(change).chain
+            old_function = chain[-1]
+        except _Failure as failure:
+            if failure.status != "rude":
+                raise
+            chain = [vars(owner)[key]]  # a wrapper hotd cannot follow: replaced all the same
+            old_function = None
+        old_bound = chain[0]
+        self.swaps.flush()  # the decorators are user code: they see what this save changed before
+        collected = []
+        _, namespace, _ = self._exec_in_scope(code, parts[:-1], {_COLLECT: _collector(collected)}, module_locals={})
+        new = namespace[key]
+        function = new
+        if old_function is not None:
+            old_code = old_function.__code__
+            result["running_frames"] = self.running.get(old_code, 0)
+            self.swapped[change["qualname"]] = (old_code, new.__code__)
+            self._update_lambdas(change["qualname"], old_code, new.__code__, result)
+        if old_function is not None and _transplantable(old_function, new, self.filename):
+            function = old_function
+            restore = _SwapBatch()
+            for name in _FUNCTION_STATE:
+                restore.set(old_function, name, getattr(old_function, name))
+            now = _SwapBatch()  # at once: the decorators may read the code or signature
+            _transplant(old_function, new, now)
+            now.flush()
+        try:
+            bound = _apply_decorators(collected, function)
+        except BaseException:
+            if function is old_function:
+                restore.flush()
+            raise
+        self.swaps.set(owner, key, bound)
+        self.swaps.flush()
+        _add_message(result, "ran the decorators again; `%s` is %s%s" % (
+            parts[-1], _describe(bound), ", the function object kept" if function is old_function else ""))
+        if function is old_function:
+            for obj in chain[:-1]:  # an old lru_cache around it now calls the new code
+                if callable(getattr(obj, "cache_clear", None)):
+                    self.swaps.clear_cache(obj)
+                    result["caches_cleared"].append(getattr(obj, "__qualname__", change["qualname"]))
+            for obj in chain:
+                self.notifications.append((obj, "updated", result))
+        result["stale"].extend(_rebind_warnings(change, old_bound, bound, self.module, function is old_function))
+
+    def _rebind_class(self, change, code, result):
+        """The class decorators changed: after the changes inside the class, its new decorators run on the
+        live class (instances and subclasses keep it), and the name is bound to what they return."""
+        parts = change["qualname"].split(".")
+        cls = self._resolve_class(parts)
+        owner, key = self._owner_and_key(parts)
+        self.swaps.flush()  # the decorators see the class with this save's changes
+        collected = []
+        self._exec_in_scope(code, parts[:-1], {_COLLECT: _collector(collected)}, module_locals={})
+        bound = _apply_decorators(collected, cls)
+        self.swaps.set(owner, key, bound)
+        self.swaps.flush()
+        result["message"] = "ran the decorators again on the live class; `%s` is %s" % (
+            parts[-1], "the same class" if bound is cls else _describe(bound))
+        result["stale"].extend(_rebind_warnings(change, cls, bound, self.module, True))
 
     def _update_bases(self, change, result):
         """New positional bases, assigned to ``__bases__``: instances and subclasses follow. Only CPython can
@@ -850,6 +971,33 @@ def _function_named(name, filename=None, firstlineno=None):
     return accepts
 
 
+def _rebind_warnings(change, old_bound, bound, module, old_follows):
+    """What keeps the object a name was bound to before a rebind, and what the old decorators did."""
+    decorators = ", ".join("@" + d for d in change.get("old_decorators") or [])
+    if bound is not old_bound:
+        holders = _modules_holding(old_bound, module)
+        return ["%s: `%s` before this save; %sregistries the old decorators filled and references taken earlier "
+                "keep it, %s" % (_describe(old_bound), change["qualname"],
+                                 "from-imports in %s, " % ", ".join(holders) if holders else "",
+                                 "which runs the new code" if old_follows else "with the old code")]
+    if decorators:
+        return ["what the old decorators (%s) did is not undone: registries they filled keep `%s`"
+                % (decorators, change["qualname"])]
+    return []
+
+
+def _modules_holding(obj, own_module):
+    """Names of the other modules whose namespace holds ``obj`` (``from m import f``): proportional to the
+    modules' namespaces, not to the heap; only when a rebind leaves the old object behind."""
+    holders = []
+    for name, module in list(sys.modules.items()):
+        namespace = getattr(module, "__dict__", None)
+        if module is not own_module and isinstance(namespace, dict) and any(
+                value is obj for value in list(namespace.values())):
+            holders.append(name)
+    return sorted(holders)
+
+
 def _transplantable(old, new, filename):
     return (isinstance(old, types.FunctionType) and isinstance(new, types.FunctionType)
             and old.__code__.co_filename == filename and new.__code__.co_filename == filename
@@ -858,7 +1006,7 @@ def _transplantable(old, new, filename):
 
 def _transplant(old, new, swaps):
     """Queue putting what a def evaluates into the existing function object: references to it follow."""
-    for name in ("__code__", "__defaults__", "__kwdefaults__", "__doc__", "__annotations__"):
+    for name in _FUNCTION_STATE:
         swaps.set(old, name, getattr(new, name))
 
 
