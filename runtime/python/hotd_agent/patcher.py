@@ -285,7 +285,10 @@ def _collecting_decorators(change):
     pieces = []
     position = 0
     for decorator in change.get("decorators") or []:
-        start = head.index(decorator, head.index("@", position) + 1)
+        at = head.index("@", position)
+        while head[head.rfind("\n", 0, at) + 1:at].strip():  # an `@` inside a comment or an expression
+            at = head.index("@", at + 1)
+        start = head.index(decorator, at + 1)
         pieces.append(head[position:start] + _COLLECT + "(" + decorator + ")")
         position = start + len(decorator)
     pieces.append(head[position:])
