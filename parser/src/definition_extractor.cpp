@@ -306,6 +306,8 @@ class Extractor {
           if (!ts_node_is_extra(base)) definition.binds.emplace_back(text(base));
         }
       }
+      const TSNode type_parameters = ts_node_child_by_field_name(node, "type_parameters", 15);
+      if (!ts_node_is_null(type_parameters)) definition.type_parameters = std::string(text(type_parameters));
     } else {
       definition.is_async = is_async_function(node);
       if (context.scope == Context::Scope::Class) {

@@ -1,5 +1,8 @@
 #include "hotd/parser/patch_plan.hpp"
 
+#include <algorithm>
+#include <cctype>
+#include <optional>
 #include <set>
 #include <string_view>
 #include <unordered_map>
@@ -73,9 +76,7 @@ class Differ {
     match();
     for (const std::int32_t index : after_.top_level) visit_new(index);
     for (const std::int32_t index : before_.top_level) visit_old(index);
-    plan.changes = std::move(removals_);
-    plan.changes.insert(plan.changes.end(), std::make_move_iterator(changes_.begin()),
-                        std::make_move_iterator(changes_.end()));
+    plan.changes = assemble();
     if (plan.changes.empty() && before_.source != after_.source) {
       Change change;
       change.op = ChangeOp::Skip;
@@ -89,6 +90,39 @@ class Differ {
   }
 
  private:
+  // Removals first, then the rest; but removals inside a class whose bases change come right after
+  // that update: when the bases cannot be assigned, the agent refuses what follows in the class.
+  std::vector<Change> assemble() {
+    std::unordered_map<std::size_t, std::vector<Change>> after_update;
+    std::vector<Change> changes;
+    for (std::size_t i = 0; i < removals_.size(); ++i) {
+      const std::optional<std::size_t> update = bases_update_enclosing(removal_classes_[i]);
+      if (update) {
+        after_update[*update].push_back(std::move(removals_[i]));
+      } else {
+        changes.push_back(std::move(removals_[i]));
+      }
+    }
+    for (std::size_t i = 0; i < changes_.size(); ++i) {
+      changes.push_back(std::move(changes_[i]));
+      const auto moved = after_update.find(i);
+      if (moved == after_update.end()) continue;
+      changes.insert(changes.end(), std::make_move_iterator(moved->second.begin()),
+                     std::make_move_iterator(moved->second.end()));
+    }
+    return changes;
+  }
+
+  // The position in changes_ of the bases update of the innermost class around an old definition.
+  std::optional<std::size_t> bases_update_enclosing(std::int32_t old_class) const {
+    for (; old_class >= 0; old_class = enclosing_class_index(before_, old_class)) {
+      const std::int32_t now = old_to_new_[old_class];
+      const auto found = now >= 0 ? bases_updates_.find(now) : bases_updates_.end();
+      if (found != bases_updates_.end()) return found->second;
+    }
+    return std::nullopt;
+  }
+
   // --- Matching -----------------------------------------------------------------------------
 
   std::string key_of(const Module& module, const Definition& definition) const {
@@ -125,12 +159,14 @@ class Differ {
       old_by_key.emplace(key_of(before_, before_.definitions[i]), i);
     }
     new_to_old_.assign(after_.definitions.size(), -1);
+    old_to_new_.assign(before_.definitions.size(), -1);
     old_matched_.assign(before_.definitions.size(), false);
     old_suppressed_.assign(before_.definitions.size(), false);
     for (std::int32_t i = 0; i < static_cast<std::int32_t>(after_.definitions.size()); ++i) {
       const auto found = old_by_key.find(key_of(after_, after_.definitions[i]));
       if (found == old_by_key.end()) continue;
       new_to_old_[i] = found->second;
+      old_to_new_[found->second] = i;
       old_matched_[found->second] = true;
     }
   }
@@ -151,8 +187,8 @@ class Differ {
         }
         return false;
       case DefinitionKind::Statement: return visit_new_statement(index, now, was);
-      case DefinitionKind::Function: return visit_new_function(now, was, old_index);
-      case DefinitionKind::Class: return visit_new_class(now, was, old_index);
+      case DefinitionKind::Function: return visit_new_function(index, now, was, old_index);
+      case DefinitionKind::Class: return visit_new_class(index, now, was, old_index);
     }
     return false;
   }
@@ -185,7 +221,7 @@ class Differ {
     return true;
   }
 
-  bool visit_new_function(const Definition& now, const Definition* was, std::int32_t old_index) {
+  bool visit_new_function(std::int32_t index, const Definition& now, const Definition* was, std::int32_t old_index) {
     if (!was) {
       emit(ChangeOp::Add, after_, now, nullptr, "");
       return true;
@@ -206,12 +242,26 @@ class Differ {
       return true;
     }
     if (was->header_hash != now.header_hash) {
-      old_suppressed_[old_index] = true;
-      emit(ChangeOp::Rude, after_, now, was,
-           "decorators of " + quoted(now.qualname) + " changed (" + decorator_list(was->decorators) + " -> " +
-               decorator_list(now.decorators) +
-               "): the decorated object must be re-created and references taken earlier would keep the old "
-               "one. " + std::string(kRestart));
+      const std::string changed = "decorators of " + quoted(now.qualname) + " changed (" +
+                                  decorator_list(was->decorators) + " -> " + decorator_list(now.decorators) + ")";
+      std::string why_not = why_not_rebound(index, now);
+      if (why_not.empty() && (was->accessor != PropertyAccessor::None || now.accessor != PropertyAccessor::None ||
+                              has_accessor_sibling(after_, index) || has_accessor_sibling(before_, old_index))) {
+        why_not = quoted(now.name) +
+                  " is a property made by several definitions (getter, setter, deleter), and re-running one "
+                  "of them would lose the others";
+      }
+      if (!why_not.empty()) {
+        old_suppressed_[old_index] = true;
+        emit(ChangeOp::Rude, after_, now, was, changed + ": " + why_not + ". " + std::string(kRestart));
+        return true;
+      }
+      emit(ChangeOp::Update, after_, now, was,
+           "decorators changed (" + decorator_list(was->decorators) + " -> " + decorator_list(now.decorators) +
+               "): the definition runs again and " + quoted(now.name) + " is bound to what they return");
+      changes_.back().rebind = true;
+      changes_.back().old_decorators = was->decorators;
+      for (const std::int32_t child : now.children) visit_new(child);
       return true;
     }
     if (was->content_hash != now.content_hash) {
@@ -236,7 +286,7 @@ class Differ {
     return false;
   }
 
-  bool visit_new_class(const Definition& now, const Definition* was, std::int32_t old_index) {
+  bool visit_new_class(std::int32_t index, const Definition& now, const Definition* was, std::int32_t old_index) {
     if (!was) {
       emit(ChangeOp::Add, after_, now, nullptr, "");
       return true;
@@ -271,13 +321,38 @@ class Differ {
       }
       return false;
     }
-    bool reported = false;
-    if (was->header_hash != now.header_hash) {
-      emit(ChangeOp::Rude, after_, now, was, class_header_reason(*was, now));
-      reported = true;
+    if (was->header_hash == now.header_hash) {
+      bool reported = false;
+      for (const std::int32_t child : now.children) reported |= visit_new(child);
+      return reported;
     }
-    for (const std::int32_t child : now.children) reported |= visit_new(child);
-    return reported;
+    const std::string why_not = why_class_header_is_rude(index, now, *was);
+    if (!why_not.empty()) {
+      // Nothing of the class is applied: its methods must not run on a class whose header stays old.
+      old_suppressed_[old_index] = true;
+      emit(ChangeOp::Rude, after_, now, was, why_not + ", so nothing in the class is applied. " + std::string(kRestart));
+      return true;
+    }
+    const std::vector<std::string> bases = positional_bases(now);
+    if (bases != positional_bases(*was)) {
+      emit(ChangeOp::Update, after_, now, was,
+           "bases changed (" + join_or_none(positional_bases(*was)) + " -> " + join_or_none(bases) +
+               "): assigned to `__bases__`, so instances and subclasses follow, where CPython allows it");
+      changes_.back().bases = bases;
+      changes_.back().source.clear();
+      changes_.back().scope.clear();
+      bases_updates_[index] = changes_.size() - 1;
+    }
+    for (const std::int32_t child : now.children) visit_new(child);
+    if (was->decorators != now.decorators) {
+      // After the changes inside: the decorators see the class as the new text makes it.
+      emit(ChangeOp::Update, after_, now, was,
+           "decorators changed (" + decorator_list(was->decorators) + " -> " + decorator_list(now.decorators) +
+               "): they run again on the live class and " + quoted(now.name) + " is bound to what they return");
+      changes_.back().rebind = true;
+      changes_.back().old_decorators = was->decorators;
+    }
+    return true;
   }
 
   // A definition the process does not run as `before` says, though unchanged from it: sent as an
@@ -344,6 +419,7 @@ class Differ {
       emit_removal(ChangeOp::Rude, was, slots_reason(*owner));
       return;
     }
+    if (owner && delete_class_attributes(index, was)) return;
     std::string reason = "a removed statement cannot be un-run";
     if (was.binds.size() == 1) {
       reason = "a removed statement is not undone: " + quoted(was.binds[0]) +
@@ -355,7 +431,148 @@ class Differ {
     emit_removal(ChangeOp::Skip, was, reason);
   }
 
+  // A class-level statement removed from the body of a class that stays: the names it bound go from
+  // the running class, but for those the new body still binds. Returns whether a delete was emitted.
+  bool delete_class_attributes(std::int32_t index, const Definition& was) {
+    const std::int32_t old_class = enclosing_class_index(before_, index);
+    const std::int32_t new_class = old_to_new_[old_class];
+    if (new_class < 0) return false;
+    std::set<std::string> still_bound;
+    for_each_in_scope(after_, new_class, [&](const Definition& member) {
+      if (member.kind == DefinitionKind::Statement) {
+        still_bound.insert(member.binds.begin(), member.binds.end());
+      } else if (!member.name.empty()) {
+        still_bound.insert(member.name);
+      }
+    });
+    std::vector<std::string> gone;
+    std::vector<std::string> kept;
+    for (const std::string& name : was.binds) {
+      if (name == "*") return false;  // a star import: which names it bound is not known here
+      (still_bound.contains(name) ? kept : gone).push_back(name);
+    }
+    if (gone.empty()) return false;
+    std::vector<std::string> quoted_kept;
+    for (const std::string& name : kept) quoted_kept.push_back(quoted(name));
+    emit_removal(ChangeOp::Delete, was,
+                 kept.empty()        ? std::string()
+                 : kept.size() == 1 ? quoted_kept[0] + " stays: the class body still binds it elsewhere"
+                                    : join(quoted_kept, ", ") + " stay: the class body still binds them elsewhere");
+    removals_.back().binds = std::move(gone);
+    removals_.back().scope = scope_headers(before_, was);
+    return true;
+  }
+
+  // Calls `visit` on each definition directly in the body of `scope` (-1: the module), through blocks.
+  template <typename Visit>
+  static void for_each_in_scope(const Module& module, std::int32_t scope, const Visit& visit) {
+    for (const std::int32_t index : scope < 0 ? module.top_level : module.definitions[scope].children) {
+      const Definition& member = module.definitions[index];
+      visit(member);
+      if (member.kind == DefinitionKind::Statement && member.is_block) for_each_in_scope(module, index, visit);
+    }
+  }
+
+  static std::int32_t scope_index(const Module& module, std::int32_t index) {
+    std::int32_t parent = module.definitions[index].parent;
+    while (parent >= 0 && module.definitions[parent].kind == DefinitionKind::Statement) {
+      parent = module.definitions[parent].parent;
+    }
+    return parent;
+  }
+
+  // Why running the decorators of a definition again and binding its name would not give what an
+  // import of the new text gives; empty when it would.
+  std::string why_not_rebound(std::int32_t index, const Definition& now) const {
+    std::string why;
+    for_each_in_scope(after_, scope_index(after_, index), [&](const Definition& member) {
+      if (!why.empty() || member.kind != DefinitionKind::Statement) return;
+      if (std::find(member.binds.begin(), member.binds.end(), now.name) != member.binds.end()) {
+        why = "a statement (line " + std::to_string(member.span.start.line + 1) + ") binds " + quoted(now.name) +
+              " too, and re-running the definition alone would not run it";
+      }
+    });
+    return why;
+  }
+
+  static bool has_accessor_sibling(const Module& module, std::int32_t index) {
+    const Definition& definition = module.definitions[index];
+    bool found = false;
+    for_each_in_scope(module, scope_index(module, index), [&](const Definition& member) {
+      found = found || (&member != &definition && member.kind == DefinitionKind::Function &&
+                        member.qualname == definition.qualname && member.accessor != PropertyAccessor::None);
+    });
+    return found;
+  }
+
+  // Why a class's new header cannot be applied to the live class; empty when it can (new positional
+  // bases through `__bases__`, new decorators run on the live class).
+  std::string why_class_header_is_rude(std::int32_t index, const Definition& now, const Definition& was) const {
+    const std::string name = quoted(now.qualname);
+    if (class_keywords(was) != class_keywords(now)) {
+      return "the metaclass or class keywords of " + name + " changed (" + join_or_none(class_keywords(was)) +
+             " -> " + join_or_none(class_keywords(now)) + "): they act once, when the class is created";
+    }
+    if (was.type_parameters != now.type_parameters) {
+      return "the type parameters of " + name + " changed (" + (was.type_parameters.empty() ? "none" : was.type_parameters) +
+             " -> " + (now.type_parameters.empty() ? "none" : now.type_parameters) + "): they are made with the class";
+    }
+    const FieldModel model = now.field_model != FieldModel::None ? now.field_model : was.field_model;
+    const bool decorators_changed = was.decorators != now.decorators;
+    const std::string what = decorators_changed ? "decorators of class " + name + " changed (" +
+                                                      decorator_list(was.decorators) + " -> " +
+                                                      decorator_list(now.decorators) + ")"
+                                                : "bases of class " + name + " changed (" +
+                                                      join_or_none(positional_bases(was)) + " -> " +
+                                                      join_or_none(positional_bases(now)) + ")";
+    if (model != FieldModel::None) {
+      return what + ": " + std::string(to_string(model)) + " " + name + " has fields, and " +
+             std::string(why_fields_are_fixed(model));
+    }
+    if (decorators_changed) {
+      const std::string why = why_not_rebound(index, now);
+      if (!why.empty()) return what + ": " + why;
+    }
+    return "";
+  }
+
+  static bool is_class_keyword(const std::string& entry) {
+    if (entry.starts_with("**")) return true;
+    std::size_t end = 0;
+    while (end < entry.size() && (std::isalnum(static_cast<unsigned char>(entry[end])) || entry[end] == '_' ||
+                                  static_cast<unsigned char>(entry[end]) >= 0x80)) {
+      ++end;
+    }
+    while (end < entry.size() && entry[end] == ' ') ++end;
+    return end > 0 && end + 1 < entry.size() && entry[end] == '=' && entry[end + 1] != '=';
+  }
+
+  static std::vector<std::string> class_keywords(const Definition& cls) {
+    std::vector<std::string> keywords;
+    for (const std::string& entry : cls.binds) {
+      if (is_class_keyword(entry)) keywords.push_back(entry);
+    }
+    return keywords;
+  }
+
+  static std::vector<std::string> positional_bases(const Definition& cls) {
+    std::vector<std::string> bases;
+    for (const std::string& entry : cls.binds) {
+      if (!is_class_keyword(entry)) bases.push_back(entry);
+    }
+    return bases;
+  }
+
+  static std::string join_or_none(const std::vector<std::string>& items) {
+    return items.empty() ? std::string("none") : join(items, ", ");
+  }
+
   // --- Reasons ------------------------------------------------------------------------------
+
+  static std::int32_t enclosing_class_index(const Module& module, std::int32_t index) {
+    const std::int32_t scope = scope_index(module, index);
+    return scope >= 0 && module.definitions[scope].kind == DefinitionKind::Class ? scope : -1;
+  }
 
   static const Definition* enclosing_class(const Module& module, std::int32_t index) {
     std::int32_t parent = module.definitions[index].parent;
@@ -374,26 +591,6 @@ class Differ {
   static std::string slots_reason(const Definition& owner) {
     return "`__slots__` of " + quoted(owner.qualname) +
            " changed: the memory layout of existing instances cannot change. " + std::string(kRestart);
-  }
-
-  static std::string class_header_reason(const Definition& was, const Definition& now) {
-    if (was.decorators != now.decorators) {
-      return "decorators of class " + quoted(now.qualname) + " changed (" + decorator_list(was.decorators) +
-             " -> " + decorator_list(now.decorators) +
-             "): the class must be re-created and existing instances would keep the old one. " +
-             std::string(kRestart);
-    }
-    auto is_keyword = [](const std::string& base) { return base.find('=') != std::string::npos; };
-    bool keywords_changed = false;
-    for (const auto* list : {&was.binds, &now.binds}) {
-      for (const std::string& base : *list) {
-        if (is_keyword(base)) keywords_changed = true;
-      }
-    }
-    const std::string what = keywords_changed ? "bases or metaclass" : "bases";
-    return what + " of class " + quoted(now.qualname) + " changed (" + join(was.binds, ", ") + " -> " +
-           join(now.binds, ", ") + "): existing instances and subclasses keep the old class. " +
-           std::string(kRestart);
   }
 
   // --- Building changes ---------------------------------------------------------------------
@@ -442,6 +639,7 @@ class Differ {
     change.in_old_file = true;
     change.reason = std::move(reason);
     removals_.push_back(std::move(change));
+    removal_classes_.push_back(enclosing_class_index(before_, static_cast<std::int32_t>(&was - before_.definitions.data())));
   }
 
   static std::size_t line_start(const std::string& source, std::size_t offset) {
@@ -498,11 +696,14 @@ class Differ {
   const Module& after_;
   const RunningDrift& drift_;
   std::vector<std::int32_t> new_to_old_;
+  std::vector<std::int32_t> old_to_new_;
   std::vector<bool> old_matched_;
   std::vector<bool> old_suppressed_;
   std::set<std::pair<std::string, std::string>> rebound_;  // (scope, name) bound by an exec'd statement
   std::vector<Change> changes_;
   std::vector<Change> removals_;
+  std::vector<std::int32_t> removal_classes_;  // per removal: the old class around it, or -1
+  std::unordered_map<std::int32_t, std::size_t> bases_updates_;  // new class index -> its bases update in changes_
 };
 
 }  // namespace

@@ -51,13 +51,17 @@ json change_to_json(const parser::Change& change) {
   } else if (!change.reason.empty()) {
     out["detail"] = change.reason;
   }
-  if (!change.source.empty()) {
-    out["source"] = change.source;
-    out["scope"] = change.scope;
-  }
+  const bool deletes_statement = change.op == ChangeOp::Delete && change.kind == parser::DefinitionKind::Statement;
+  if (!change.source.empty()) out["source"] = change.source;
+  if (!change.source.empty() || deletes_statement) out["scope"] = change.scope;
   if (!change.decorators.empty()) out["decorators"] = change.decorators;
+  if (change.rebind) {
+    out["rebind"] = true;
+    out["old_decorators"] = change.old_decorators;
+  }
+  if (change.bases) out["bases"] = *change.bases;
   if (!change.label.empty()) out["label"] = change.label;
-  if (change.op == ChangeOp::Exec) out["binds"] = change.binds;
+  if (change.op == ChangeOp::Exec || deletes_statement) out["binds"] = change.binds;
   if (change.in_function) out["in_function"] = true;
   if (change.is_docstring) out["docstring"] = true;
   if (change.is_async) out["async"] = true;

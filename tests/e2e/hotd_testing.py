@@ -158,11 +158,11 @@ class HotdTestCase(unittest.TestCase):
         os.replace(path + ".tmp", path)
         return path
 
-    def start(self, script, *args, options=(), python=None):
+    def start(self, script, *args, options=(), python=None, cwd=None):
         out = open(os.path.join(self.work, "out-%d.txt" % len(self.processes)), "w+")
         err = open(os.path.join(self.work, "err-%d.txt" % len(self.processes)), "w+")
         command = [HOTD, "run", "--python", python or PYTHON] + list(options) + [script] + list(args)
-        process = subprocess.Popen(command, env=self.env, stdout=out, stderr=err, stdin=subprocess.PIPE)
+        process = subprocess.Popen(command, env=self.env, stdout=out, stderr=err, stdin=subprocess.PIPE, cwd=cwd)
         process.out_path, process.err_path = out.name, err.name
         process.out_file, process.err_file = out, err
         self.processes.append(process)

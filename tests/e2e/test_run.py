@@ -1,6 +1,7 @@
 """`hotd run` must be as close to a plain `python` run as possible: argv, sys.path[0], __file__,
 the __main__ module (pickling its classes), stdin, exit status, tracebacks, `-m`."""
 
+import glob
 import json
 import os
 import signal
@@ -30,6 +31,29 @@ print(json.dumps({
     "main_thread_ok": __import__("threading").main_thread() is __import__("threading").current_thread(),
 }))
 sys.exit(int(sys.argv[-1]) if sys.argv[-1].isdigit() else 0)
+"""
+
+
+# Python 3.8 keeps a script's path as given on the command line in __file__ and co_filename.
+PYTHON38 = (sorted(glob.glob(os.path.join(os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv")), "versions",
+                                          "3.8.*", "bin", "python3"))) or [None])[-1]
+
+RELATIVE_SCRIPT = """\
+import sys, traceback
+
+def banner():
+    return "v1"
+
+def boom():
+    raise ValueError("v1")
+
+print("ready", __file__, flush=True)
+for line in sys.stdin:
+    try:
+        boom()
+    except ValueError:
+        frame = traceback.extract_tb(sys.exc_info()[2])[-1]
+        print(banner(), frame.filename, frame.lineno, frame.line, flush=True)
 """
 
 
@@ -111,6 +135,28 @@ class RunLikePython(HotdTestCase):
         self.assertEqual(process.returncode, -signal.SIGINT)  # as python: killed by SIGINT after the traceback
         self.assertIn("KeyboardInterrupt", err)
         process.stdout.close()
+
+
+@unittest.skipIf(PYTHON38 is None, "pyenv 3.8 is not installed")
+class RelativeScriptPath(HotdTestCase):
+    def test_functions_of_a_script_run_by_a_relative_path_are_patched_on_3_8(self):
+        script = self.write("main.py", RELATIVE_SCRIPT)
+        process = self.start("main.py", options=["--no-watch"], python=PYTHON38, cwd=self.work)
+        self.wait_output(process, "ready main.py")  # relative, as in a plain 3.8 run
+        self.write("main.py", RELATIVE_SCRIPT.replace('"v1"', '"v2"').replace(
+            '    raise ValueError', '    # one line lower\n    raise ValueError'))
+        result = self.hotd("patch", script)
+        self.assertIn("updated banner (line 3)", result.stdout)
+        self.assertIn("updated boom (line 6)", result.stdout)
+        process.stdin.write(b"call\n")
+        process.stdin.flush()
+        # The new code carries the name the running code uses: tracebacks read as in a plain run.
+        self.wait_output(process, 'v2 main.py 8 raise ValueError("v2")')
+        self.write("main.py", RELATIVE_SCRIPT.replace('"v1"', '"v3"'))
+        self.assertIn("updated banner (line 3)", self.hotd("reload", script).stdout)  # in place, not rebound
+        process.stdin.write(b"call\n")
+        process.stdin.flush()
+        self.wait_output(process, 'v3 main.py 7 raise ValueError("v3")')
 
 
 class Interactive(HotdTestCase):

@@ -19,6 +19,7 @@ std::string describe(const parser::Module& module) {
     for (const auto& decorator : d.decorators) out << decorator << ";";
     out << " binds=";
     for (const auto& name : d.binds) out << name << ";";
+    out << " tparams=" << d.type_parameters;
     out << "\n";
   }
   out << "top=";

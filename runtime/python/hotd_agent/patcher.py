@@ -7,12 +7,15 @@ Changed functions keep their identity (new ``__code__`` in the old object); stat
 when they changed; rude edits and skips change nothing.
 
 Cost: everything here is proportional to the size of the file, its module and class namespaces and
-the threads' stacks, never to the number of objects in the process, except for updates of functions
-nested in functions (``in_function``), whose existing closures are found with gc.get_referrers.
+the threads' stacks (a rebind also reads every module's namespace, for from-imports of the object it
+replaced), never to the number of objects in the process, except for updates of functions
+nested in functions (``in_function``) and of lambdas in updated functions, whose existing closures
+are found with gc.get_referrers.
 """
 
 import itertools
 import operator
+import os
 import sys
 import time
 import types
@@ -20,11 +23,15 @@ import types
 from . import hooks
 
 _KEEP = "__hotd_keep__"  # the identity decorator that stands in for decorators on update
+_COLLECT = "__hotd_collect__"  # wraps each decorator of a rebind: records its value, applies nothing
+# What a def evaluates into a function object; put into the old object by updates.
+_FUNCTION_STATE = ("__code__", "__defaults__", "__kwdefaults__", "__doc__", "__annotations__")
 # Switch interval while swaps are applied. The swaps run inside one C call, which never drops the GIL;
 # the raise only covers the few bytecodes around it. Kept small: a thread that loses the GIL anyway
 # (a drop request made before the raise) waits this long to get it back.
 _SWITCH_INTERVAL = 0.02
 _MAX_UNWRAP = 16  # wrapper chains are short; bound the walk in case of self-referencing objects
+_MAX_WRAPPERS_SEARCHED = 64  # objects looked into for the function behind a binding
 
 # Names a class body stores for itself; never copied onto the live class.
 _CLASS_BOOKKEEPING = frozenset(
@@ -33,16 +40,19 @@ _CLASS_BOOKKEEPING = frozenset(
 
 _MISSING = object()
 
+_RESTART = "Restart the process to apply it."
+
 _OP_STATUS = {"update": "updated", "add": "added", "delete": "deleted", "shift": "shifted", "exec": "executed"}
 
 
 class _Failure(Exception):
     """A change that cannot be applied, with the status to report (``skipped``, ``rude``, ``failed``)."""
 
-    def __init__(self, status, message):
+    def __init__(self, status, message, stale=()):
         Exception.__init__(self, message)
         self.status = status
         self.message = message
+        self.stale = list(stale)
 
 
 def apply_plan(plan, filename, modules):
@@ -56,15 +66,16 @@ def apply_plan(plan, filename, modules):
         results = [_plan_syntax_result(error, filename) for error in plan.get("errors") or [{}]]
         return _finish(start, results)
 
-    compiled = {}  # (change index, compiler flags) -> code object
-    for module in modules:
-        flags = _future_flags(module)
+    # How each module's code was compiled: its future flags, and the file name its code objects carry.
+    compile_keys = [(_future_flags(module), _code_filename(module, filename)) for module in modules]
+    compiled = {}  # (change index, compile key) -> code object
+    for key in compile_keys:
         for index, change in enumerate(changes):
             text = _text_to_compile(change)
-            if text is None or (index, flags) in compiled:
+            if text is None or (index, key) in compiled:
                 continue
             try:
-                compiled[(index, flags)] = compile(text, filename, "exec", flags, True)
+                compiled[(index, key)] = compile(text, key[1], "exec", key[0], True)
             except SyntaxError as error:
                 return _finish(start, _compile_failure(changes, modules, error))
 
@@ -74,12 +85,11 @@ def apply_plan(plan, filename, modules):
     swaps = _SwapBatch()
     script_copies = [(module, copy, set(vars(module))) for module, copy in _script_copies(modules)]
     with hooks.patching():
-        for module in modules:
+        for module, key in zip(modules, compile_keys):
             results.extend(_hook_failures("before_patch", hooks.run_module_hooks("before", module, changes), module))
-            session = _ModulePatch(module, filename, running, notifications, swaps)
-            flags = _future_flags(module)
+            session = _ModulePatch(module, key[1], running, notifications, swaps)
             for index, change in enumerate(changes):
-                results.append(session.apply(change, compiled.get((index, flags))))
+                results.append(session.apply(change, compiled.get((index, key))))
         try:
             swaps.flush()
         except Exception as error:  # e.g. an audit hook refusing a __code__ assignment
@@ -94,7 +104,8 @@ def apply_plan(plan, filename, modules):
             results.extend(_hook_failures("after_patch", hooks.run_module_hooks("after", module, own), module))
     linecache = sys.modules.get("linecache")
     if linecache is not None:
-        linecache.checkcache(filename)
+        for code_filename in set(key[1] for key in compile_keys) | {filename}:
+            linecache.checkcache(code_filename)
     return _finish(start, results)
 
 
@@ -220,6 +231,18 @@ def _error_dict(error):
     }
 
 
+def _code_filename(module, filename):
+    """The file name the module's code objects carry: ``filename``, or the module's relative
+    ``__file__`` naming it. Python 3.8 keeps a script's path as given on the command line
+    (``python main.py``), in ``__file__`` and ``co_filename``; recompiled code keeps that name too, so
+    tracebacks look as in a plain run. Resolved against the working directory, as the agent resolved
+    ``__file__`` to ``filename``."""
+    path = getattr(module, "__file__", None)
+    if isinstance(path, str) and not os.path.isabs(path) and os.path.abspath(path) == filename:
+        return path
+    return filename
+
+
 def _future_flags(module):
     """Compiler flags of the module's ``from __future__`` imports, so recompiled code behaves the same."""
     import __future__
@@ -238,7 +261,9 @@ def _text_to_compile(change):
         return None
     scope = change.get("scope") or []
     line = change["line"]
-    if change["op"] == "update" and change.get("header_line", line) > line:
+    if change["op"] == "update" and change.get("rebind"):
+        source = _collecting_decorators(change)
+    elif change["op"] == "update" and change.get("header_line", line) > line:
         # Decorators must not run again: one identity decorator keeps co_firstlineno on `line`,
         # blank lines keep every later line where it is.
         lines = source.splitlines(True)
@@ -247,6 +272,45 @@ def _text_to_compile(change):
         indent = first[: len(first) - len(first.lstrip())]
         source = indent + "@" + _KEEP + "\n" + "\n" * (decorator_count - 1) + "".join(lines[decorator_count:])
     return "\n" * (line - 1 - len(scope)) + "".join(h + "\n" for h in scope) + source
+
+
+def _collecting_decorators(change):
+    """The source of a rebind with each decorator ``@EXPR`` turned into ``@__hotd_collect__(EXPR)``: the
+    expressions are evaluated where and as the def would (lines, class scope), their values recorded,
+    and the agent applies them to the function it chooses. A class keeps only its decorators, over a
+    stub: its body is updated by the changes inside it."""
+    lines = change["source"].splitlines(True)
+    decorator_count = change["header_line"] - change["line"]
+    head = "".join(lines[:decorator_count])
+    pieces = []
+    position = 0
+    for decorator in change.get("decorators") or []:
+        at = head.index("@", position)
+        while head[head.rfind("\n", 0, at) + 1:at].strip():  # an `@` inside a comment or an expression
+            at = head.index("@", at + 1)
+        start = head.index(decorator, at + 1)
+        pieces.append(head[position:start] + _COLLECT + "(" + decorator + ")")
+        position = start + len(decorator)
+    pieces.append(head[position:])
+    body = "".join(lines[decorator_count:])
+    if change["kind"] == "class":
+        indent = body[: len(body) - len(body.lstrip())]
+        body = indent + "class " + change["qualname"].rsplit(".", 1)[-1] + ":\n" + indent + "    pass\n"
+    return "".join(pieces) + body
+
+
+def _collector(collected):
+    def collect(decorator):
+        collected.append(decorator)
+        return _identity
+    return collect
+
+
+def _apply_decorators(decorators, obj):
+    """Decorators in source order, applied as a def applies them: the innermost first."""
+    for decorator in reversed(decorators):
+        obj = decorator(obj)
+    return obj
 
 
 def _running_code_counts():
@@ -318,8 +382,53 @@ def _find_code(code, name, firstlineno):
     return None
 
 
+def _changed_lambdas(old_code, new_code):
+    """(old, new) lambda code objects nested in a function's code that changed, at any depth. A lambda
+    with an unchanged twin in the new code is unchanged; the others pair up in order when as many
+    changed, else new is None (hotd cannot tell which is which)."""
+    old_groups, new_groups = _nested_codes(old_code), _nested_codes(new_code)
+    old_lambdas, new_lambdas = old_groups.pop("<lambda>", []), new_groups.pop("<lambda>", [])
+    changed = [old for old in old_lambdas if not any(_same_behaviour(old, new) for new in new_lambdas)]
+    replacements = [new for new in new_lambdas if not any(_same_behaviour(old, new) for old in old_lambdas)]
+    paired = len(changed) == len(replacements)
+    for index, old in enumerate(changed):
+        new = replacements[index] if paired else None
+        yield old, new
+        if new is not None:
+            yield from _changed_lambdas(old, new)  # lambdas a lambda makes
+    for name, olds in old_groups.items():
+        for old, new in zip(olds, new_groups.get(name, [])):
+            yield from _changed_lambdas(old, new)
+
+
+def _nested_codes(code):
+    groups = {}
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            groups.setdefault(const.co_name, []).append(const)
+    return groups
+
+
+def _same_behaviour(old, new):
+    """Equal code but for line numbers."""
+    fields = operator.attrgetter("co_code", "co_names", "co_varnames", "co_freevars", "co_cellvars", "co_flags",
+                                 "co_argcount", "co_kwonlyargcount")
+    if fields(old) != fields(new) or len(old.co_consts) != len(new.co_consts):
+        return False
+    return all(_same_behaviour(a, b) if isinstance(a, types.CodeType) and isinstance(b, types.CodeType) else (
+        type(a) is type(b) and a == b) for a, b in zip(old.co_consts, new.co_consts))
+
+
+def _add_message(result, text):
+    result["message"] = result["message"] + "; " + text if result["message"] else text
+
+
 def _describe(obj):
-    return "%s at %#x" % (getattr(obj, "__qualname__", type(obj).__name__), id(obj))
+    name = getattr(obj, "__qualname__", None)
+    if not isinstance(name, str):
+        return "%s at %#x" % (type(obj).__name__, id(obj))
+    kind = "" if isinstance(obj, (types.FunctionType, type)) else type(obj).__name__ + " "
+    return "%s%s at %#x" % (kind, name, id(obj))
 
 
 class _Binding:
@@ -349,6 +458,8 @@ class _ModulePatch:
         # qualname -> (old code, new code) of functions updated here, for in_function changes.
         self.swapped = {}
         self.top_level_running = None  # found out at the first module-level statement
+        # Qualnames of classes whose new bases could not be assigned: nothing else in them is applied.
+        self.refused_classes = set()
 
     # -- dispatch ------------------------------------------------------------------------------
 
@@ -360,6 +471,10 @@ class _ModulePatch:
                 raise _Failure("rude", change.get("reason", ""))
             if op == "skip":
                 raise _Failure("skipped", change.get("reason", ""))
+            refused = self._refused_class_around(change)
+            if refused is not None:
+                raise _Failure("rude", "not applied: the new bases of class `%s` could not be assigned, and the "
+                               "class must not be half-updated. %s" % (refused, _RESTART))
             handler = getattr(self, "_" + op, None)
             if handler is None:
                 raise _Failure("failed", "unknown op %r" % (op,))
@@ -367,6 +482,7 @@ class _ModulePatch:
         except _Failure as failure:
             result["status"] = failure.status
             result["message"] = failure.message
+            result["stale"].extend(failure.stale)
         except Exception as error:  # user code raised (a statement, a default, a decorator)
             result["status"] = "failed"
             result["message"] = "%s: %s" % (type(error).__name__, error)
@@ -386,6 +502,14 @@ class _ModulePatch:
                         return True
                     frame = frame.f_back
         return self.top_level_running
+
+    def _refused_class_around(self, change):
+        """The refused class that the change is in (or is), or None."""
+        where = change.get("qualname") or ".".join(_class_path(change.get("scope") or []))
+        for refused in self.refused_classes:
+            if where == refused or where.startswith(refused + "."):
+                return refused
+        return None
 
     # -- namespaces ----------------------------------------------------------------------------
 
@@ -426,36 +550,53 @@ class _ModulePatch:
             cell.cell_contents = cls
         return cls, namespace, before
 
-    def _locate(self, change):
-        """The live binding of a function-like definition, checked to be this very definition."""
-        parts = change["qualname"].split(".")
+    def _owner_and_key(self, parts):
+        """The module or class where a definition's name lives, and its key there (mangled)."""
         cls = self._resolve_class(parts[:-1])
         owner = self.module if cls is None else cls
-        key = _mangle(parts[-1], cls.__name__ if cls is not None else None)
+        return owner, _mangle(parts[-1], cls.__name__ if cls is not None else None)
+
+    def _locate(self, change, unfollowable="rude"):
+        """The live binding of a function-like definition, checked to be this very definition.
+
+        A binding hotd cannot follow to it fails with status ``unfollowable`` when it is a wrapper
+        made from this definition, and is skipped when it holds something else (a C accelerator)."""
+        parts = change["qualname"].split(".")
+        owner, key = self._owner_and_key(parts)
         if key not in vars(owner):
             raise _Failure("skipped", "`%s` is not defined in the running module" % change["qualname"])
-        chain = _unwrap(vars(owner)[key], change.get("accessor"), parts[-1])
-        function = chain[-1]
-        if not isinstance(function, types.FunctionType) or function.__code__.co_name != parts[-1]:
-            raise _Failure("skipped", "`%s` is bound to %s, not to a function of this file that hotd can "
-                           "follow (a decorator that keeps no __wrapped__?)" % (change["qualname"], _describe(chain[0])))
+        bound = vars(owner)[key]
         expected = change.get("old_line", change["line"] if change.get("in_old_file") else None)
-        if function.__code__.co_filename != self.filename or (
-                expected is not None and function.__code__.co_firstlineno != expected):
-            where = "line %d" % function.__code__.co_firstlineno
-            if function.__code__.co_filename != self.filename:
-                where += " of " + function.__code__.co_filename
+        chain = _unwrap(bound, change.get("accessor"), _function_named(parts[-1], self.filename, expected))
+        if chain is not None:
+            return _Binding(owner, key, chain)
+        namesake = _unwrap(bound, change.get("accessor"), _function_named(parts[-1]))
+        if namesake is not None:
+            code = namesake[-1].__code__
+            where = "line %d" % code.co_firstlineno
+            if code.co_filename != self.filename:
+                where += " of " + code.co_filename
             raise _Failure("skipped", "the running `%s` comes from %s, not from this definition (line %s): "
                            "another definition of the same name is the one in use" % (change["qualname"], where, expected))
-        return _Binding(owner, key, chain)
+        made_here = isinstance(bound, types.FunctionType) and bound.__code__.co_filename == self.filename
+        if not made_here and change.get("header_line", change["line"]) == change["line"]:
+            raise _Failure("skipped", "`%s` is bound to %s, not to a function of this file" % (
+                change["qualname"], _describe(bound)))
+        # Decorated, or wrapped by code of this file: the wrapper was made from this definition.
+        raise _Failure(unfollowable, "`%s` is bound to %s, a wrapper hotd cannot follow to the function of this "
+                       "definition (not through __wrapped__, __func__, closure cells or attributes). %s"
+                       % (change["qualname"], _describe(bound), _RESTART),
+                       ["%s: made before this save, keeps the old code of `%s`" % (_describe(bound), change["qualname"])])
 
     # -- ops -----------------------------------------------------------------------------------
 
     def _update(self, change, code, result):
         if change.get("in_function"):
             return self._update_closures(change, result)
+        if change.get("rebind"):
+            return (self._rebind_class if change.get("kind") == "class" else self._rebind)(change, code, result)
         if change.get("kind") == "class":
-            raise _Failure("skipped", "a class header update has nothing to apply in place")
+            return self._update_bases(change, result)
         binding = self._locate(change)
         old = binding.function
         parts = change["qualname"].split(".")
@@ -470,16 +611,136 @@ class _ModulePatch:
         else:
             self._replace_function(change, binding, new, cls, result)
         self.swapped[change["qualname"]] = (old_code, new.__code__)
+        self._update_lambdas(change["qualname"], old_code, new.__code__, result)
         for obj in binding.chain[:-1]:
             clear = getattr(obj, "cache_clear", None)
             if callable(clear):
                 self.swaps.clear_cache(obj)
                 result["caches_cleared"].append(getattr(obj, "__qualname__", change["qualname"]))
         if result["running_frames"]:
-            result["message"] = ("%d frame(s) still run the old code and finish on it; "
-                                 "the next call runs the new code" % result["running_frames"])
+            _add_message(result, "%d frame(s) still run the old code and finish on it; "
+                         "the next call runs the new code" % result["running_frames"])
         for obj in binding.chain:
             self.notifications.append((obj, "updated", result))
+
+    def _update_lambdas(self, qualname, old_code, new_code, result):
+        """Lambdas the old code made (a decorator's ``lambda *a: func(*a)`` wrappers) follow a change of
+        their own code like closures of nested defs, which the plan lists (``in_function``); the plan
+        does not list lambdas. Only when a lambda inside changed is the heap scanned for them."""
+        changed = list(_changed_lambdas(old_code, new_code))
+        if not changed:
+            return
+        import gc
+
+        updated = 0
+        for old_lambda, new_lambda in changed:
+            for referrer in gc.get_referrers(old_lambda):
+                if not isinstance(referrer, types.FunctionType) or referrer.__code__ is not old_lambda:
+                    continue
+                if new_lambda is not None and new_lambda.co_freevars == old_lambda.co_freevars:
+                    self.swaps.set(referrer, "__code__", new_lambda)
+                    updated += 1
+                else:
+                    result["stale"].append("%s: a lambda made by `%s` before this save keeps the old code (%s)" % (
+                        _describe(referrer), qualname, "hotd cannot tell which lambda of the new code it is"
+                        if new_lambda is None else "its free variables changed"))
+        if updated:
+            _add_message(result, "%d existing lambda(s) made by it updated" % updated)
+
+    def _rebind(self, change, code, result):
+        """The decorators changed: run them again and bind the name to what they return, as an import of
+        the new text would. They get the old function object with the new code in it when its free
+        variables allow (references to the plain function follow it, and so does the next save), else
+        the new function. What keeps the old bound object is listed in `stale`."""
+        parts = change["qualname"].split(".")
+        owner, key = self._owner_and_key(parts)
+        try:
+            chain = self._locate(change).chain
+            old_function = chain[-1]
+        except _Failure as failure:
+            if failure.status != "rude":
+                raise
+            chain = [vars(owner)[key]]  # a wrapper hotd cannot follow: replaced all the same
+            old_function = None
+        old_bound = chain[0]
+        self.swaps.flush()  # the decorators are user code: they see what this save changed before
+        collected = []
+        _, namespace, _ = self._exec_in_scope(code, parts[:-1], {_COLLECT: _collector(collected)}, module_locals={})
+        new = namespace[key]
+        function = new
+        if old_function is not None:
+            old_code = old_function.__code__
+            result["running_frames"] = self.running.get(old_code, 0)
+            self.swapped[change["qualname"]] = (old_code, new.__code__)
+            self._update_lambdas(change["qualname"], old_code, new.__code__, result)
+        if old_function is not None and _transplantable(old_function, new, self.filename):
+            function = old_function
+            restore = _SwapBatch()
+            for name in _FUNCTION_STATE:
+                restore.set(old_function, name, getattr(old_function, name))
+            now = _SwapBatch()  # at once: the decorators may read the code or signature
+            _transplant(old_function, new, now)
+            now.flush()
+        try:
+            bound = _apply_decorators(collected, function)
+        except BaseException:
+            if function is old_function:
+                restore.flush()
+            raise
+        self.swaps.set(owner, key, bound)
+        self.swaps.flush()
+        _add_message(result, "ran the decorators again; `%s` is %s%s" % (
+            parts[-1], _describe(bound), ", the function object kept" if function is old_function else ""))
+        if function is old_function:
+            for obj in chain[:-1]:  # an old lru_cache around it now calls the new code
+                if callable(getattr(obj, "cache_clear", None)):
+                    self.swaps.clear_cache(obj)
+                    result["caches_cleared"].append(getattr(obj, "__qualname__", change["qualname"]))
+            for obj in chain:
+                self.notifications.append((obj, "updated", result))
+        result["stale"].extend(_rebind_warnings(change, old_bound, bound, self.module, function is old_function))
+
+    def _rebind_class(self, change, code, result):
+        """The class decorators changed: after the changes inside the class, its new decorators run on the
+        live class (instances and subclasses keep it), and the name is bound to what they return."""
+        parts = change["qualname"].split(".")
+        cls = self._resolve_class(parts)
+        owner, key = self._owner_and_key(parts)
+        self.swaps.flush()  # the decorators see the class with this save's changes
+        collected = []
+        self._exec_in_scope(code, parts[:-1], {_COLLECT: _collector(collected)}, module_locals={})
+        bound = _apply_decorators(collected, cls)
+        self.swaps.set(owner, key, bound)
+        self.swaps.flush()
+        result["message"] = "ran the decorators again on the live class; `%s` is %s" % (
+            parts[-1], "the same class" if bound is cls else _describe(bound))
+        result["stale"].extend(_rebind_warnings(change, cls, bound, self.module, True))
+
+    def _update_bases(self, change, result):
+        """New positional bases, assigned to ``__bases__``: instances and subclasses follow. Only CPython can
+        say whether it accepts them (compatible layouts, a consistent MRO), so this is assigned at once,
+        after the swaps before it; when it is refused, nothing else of the class is applied."""
+        parts = change["qualname"].split(".")
+        cls = self._resolve_class(parts)
+        enclosing = self._resolve_class(parts[:-1])
+        try:
+            bases = (object,)
+            if change["bases"]:
+                text = "\n" * (change["header_line"] - 1) + "(" + ", ".join(change["bases"]) + ",)"
+                scope = None if enclosing is None else dict(vars(enclosing))
+                bases = eval(compile(text, self.filename, "eval", _future_flags(self.module), True), self.namespace, scope)
+            if bases == cls.__bases__:
+                result["message"] = "the new bases are the running ones"
+                return
+            self.swaps.flush()
+            cls.__bases__ = bases
+        except Exception as error:
+            self.refused_classes.add(change["qualname"])
+            if not isinstance(error, TypeError):
+                raise
+            raise _Failure("rude", "CPython refuses the new bases of `%s` (%s): instances and subclasses keep the old "
+                           "ones, and nothing else of the class is applied. %s" % (change["qualname"], error, _RESTART))
+        result["message"] = "bases are now %s" % ", ".join(base.__qualname__ for base in bases)
 
     def _replace_function(self, change, binding, new, cls, result):
         """The new code needs other free variables (e.g. it starts using super()): ``__code__`` cannot be
@@ -553,6 +814,8 @@ class _ModulePatch:
         if change.get("in_function"):
             result["message"] = "removed from the new code of the enclosing function"
             return
+        if change.get("kind") == "statement":
+            return self._delete_class_attributes(change, result)
         parts = change["qualname"].split(".")
         if change.get("kind") == "class":
             cls = self._resolve_class(parts[:-1])
@@ -574,6 +837,21 @@ class _ModulePatch:
         for obj in binding.chain:
             self.notifications.append((obj, "deleted", result))
 
+    def _delete_class_attributes(self, change, result):
+        """A statement removed from a class body: the names it bound go from the running class; instances
+        keep their own attributes."""
+        cls = self._resolve_class(_class_path(change.get("scope") or []))
+        if cls is None:
+            raise _Failure("skipped", "a removed module statement is not undone")
+        present = [name for name in change.get("binds") or [] if _mangle(name, cls.__name__) in vars(cls)]
+        if not present:
+            raise _Failure("skipped", "already gone from class `%s`" % cls.__qualname__)
+        for name in present:
+            self.swaps.delete(cls, _mangle(name, cls.__name__))
+        result["message"] = "deleted from class `%s`: %s" % (cls.__qualname__, ", ".join(present))
+        if change.get("detail"):
+            _add_message(result, change["detail"])
+
     def _shift(self, change, code, result):
         delta = change["line"] - change["old_line"]
         if change.get("in_function"):
@@ -584,7 +862,7 @@ class _ModulePatch:
             count = _shift_class(cls, delta, self.filename, self.swaps)
             result["message"] = "%d function(s) moved by %+d line(s)" % (count, delta)
             return
-        function = self._locate(change).function
+        function = self._locate(change, unfollowable="skipped").function
         self.swaps.set(function, "__code__", _shift_code(function.__code__, delta))
 
     def _exec(self, change, code, result):
@@ -665,41 +943,102 @@ def _harmless_while_running(source):
     return True
 
 
-def _unwrap(obj, accessor, name):
-    """From a bound object down to the function it wraps: staticmethod/classmethod/bound method
-    ``__func__``, property accessors, ``__wrapped__`` chains (functools.wraps, lru_cache),
-    cached_property ``func``, and as a last resort a function of that name in a wrapper's closure."""
-    chain = [obj]
-    for _ in range(_MAX_UNWRAP):
-        if isinstance(obj, (staticmethod, classmethod, types.MethodType)):
-            obj = obj.__func__
-        elif isinstance(obj, property):
-            obj = {"setter": obj.fset, "deleter": obj.fdel}.get(accessor, obj.fget)
-        elif isinstance(obj, types.FunctionType) and "__wrapped__" not in obj.__dict__:
-            if obj.__code__.co_name == name or not obj.__closure__:
-                return chain
-            inner = [c.cell_contents for c in obj.__closure__ if _cell_holds_function_named(c, name)]
-            if len(inner) != 1:
-                return chain
-            obj = inner[0]
-        else:
-            wrapped = getattr(obj, "__wrapped__", None)
-            if wrapped is None:
-                func = getattr(obj, "func", None)  # functools.cached_property
-                if not isinstance(func, types.FunctionType):
-                    return chain
-                wrapped = func
-            obj = wrapped
-        chain.append(obj)
-    return chain
+def _unwrap(obj, accessor, is_target):
+    """The path from a bound object down to the function ``is_target`` accepts, or None.
+
+    Follows staticmethod/classmethod/bound method ``__func__``, the property accessor, ``__wrapped__``
+    (functools.wraps, lru_cache), ``func`` (cached_property, partial), and into wrappers that keep none
+    of these: the callables in a wrapper function's closure cells (stacked closures, lambdas) and in a
+    callable instance's attributes. Breadth first, so the shortest path wins; bounded in depth and in
+    the objects looked into, never a heap scan."""
+    paths = [[obj]]
+    seen = {id(obj)}
+    looked_into = 0
+    for path in paths:  # grows while it is walked: breadth first
+        if is_target(path[-1]):
+            return path
+        if len(path) > _MAX_UNWRAP or looked_into >= _MAX_WRAPPERS_SEARCHED:
+            continue
+        looked_into += 1
+        for inner in _inner_objects(path[-1], accessor):
+            if id(inner) not in seen:
+                seen.add(id(inner))
+                paths.append(path + [inner])
+    return None
 
 
-def _cell_holds_function_named(cell, name):
+def _inner_objects(obj, accessor):
+    """What a wrapper may hold the wrapped function in, most explicit first."""
+    if isinstance(obj, (staticmethod, classmethod, types.MethodType)):
+        return [obj.__func__]
+    if isinstance(obj, property):
+        accessor_function = {"setter": obj.fset, "deleter": obj.fdel}.get(accessor, obj.fget)
+        return [] if accessor_function is None else [accessor_function]
+    if isinstance(obj, types.FunctionType):
+        if "__wrapped__" in obj.__dict__:
+            return [obj.__dict__["__wrapped__"]]
+        return [value for value in map(_cell_value, obj.__closure__ or ()) if _may_wrap(value)]
+    wrapped = getattr(obj, "__wrapped__", None)
+    if wrapped is not None:
+        return [wrapped]
+    func = getattr(obj, "func", None)  # functools.cached_property, functools.partial
+    if isinstance(func, types.FunctionType):
+        return [func]
+    attributes = getattr(obj, "__dict__", None)  # a class-based decorator keeping the function
+    if callable(obj) and isinstance(attributes, dict):
+        return [value for value in attributes.values() if _may_wrap(value)]
+    return []
+
+
+def _cell_value(cell):
     try:
-        value = cell.cell_contents
+        return cell.cell_contents
     except ValueError:  # empty cell
-        return False
-    return isinstance(value, types.FunctionType) and value.__code__.co_name == name
+        return None
+
+
+def _may_wrap(value):
+    """Worth looking into for a wrapped function: callables other than classes and C functions."""
+    return (isinstance(value, (types.FunctionType, staticmethod, classmethod, property))
+            or (callable(value) and not isinstance(value, (type, types.BuiltinFunctionType))))
+
+
+def _function_named(name, filename=None, firstlineno=None):
+    """A predicate for _unwrap: a function with this code name (and file and first line, if given)."""
+    def accepts(obj):
+        if not isinstance(obj, types.FunctionType):
+            return False
+        code = obj.__code__
+        return code.co_name == name and (filename is None or code.co_filename == filename) and (
+            firstlineno is None or code.co_firstlineno == firstlineno)
+    return accepts
+
+
+def _rebind_warnings(change, old_bound, bound, module, old_follows):
+    """What keeps the object a name was bound to before a rebind, and what the old decorators did."""
+    decorators = ", ".join("@" + d for d in change.get("old_decorators") or [])
+    if bound is not old_bound:
+        holders = _modules_holding(old_bound, module)
+        return ["%s: `%s` before this save; %sregistries the old decorators filled and references taken earlier "
+                "keep it, %s" % (_describe(old_bound), change["qualname"],
+                                 "from-imports in %s, " % ", ".join(holders) if holders else "",
+                                 "which runs the new code" if old_follows else "with the old code")]
+    if decorators:
+        return ["what the old decorators (%s) did is not undone: registries they filled keep `%s`"
+                % (decorators, change["qualname"])]
+    return []
+
+
+def _modules_holding(obj, own_module):
+    """Names of the other modules whose namespace holds ``obj`` (``from m import f``): proportional to the
+    modules' namespaces, not to the heap; only when a rebind leaves the old object behind."""
+    holders = []
+    for name, module in list(sys.modules.items()):
+        namespace = getattr(module, "__dict__", None)
+        if module is not own_module and isinstance(namespace, dict) and any(
+                value is obj for value in list(namespace.values())):
+            holders.append(name)
+    return sorted(holders)
 
 
 def _transplantable(old, new, filename):
@@ -710,7 +1049,7 @@ def _transplantable(old, new, filename):
 
 def _transplant(old, new, swaps):
     """Queue putting what a def evaluates into the existing function object: references to it follow."""
-    for name in ("__code__", "__defaults__", "__kwdefaults__", "__doc__", "__annotations__"):
+    for name in _FUNCTION_STATE:
         swaps.set(old, name, getattr(new, name))
 
 
@@ -727,14 +1066,14 @@ def _shift_class(cls, delta, filename, swaps, seen=None):
             if value.__qualname__.startswith(prefix) and value.__module__ == cls.__module__:
                 count += _shift_class(value, delta, filename, swaps, seen)
             continue
-        targets = []
         if isinstance(value, property):
             targets = [f for f in (value.fget, value.fset, value.fdel) if f is not None]
         else:
-            targets = [_unwrap(value, None, getattr(value, "__name__", key))[-1]]
+            path = _unwrap(value, None, lambda obj: isinstance(obj, types.FunctionType) and obj.__qualname__.startswith(prefix))
+            targets = [] if path is None else [path[-1]]
         for function in targets:
-            if (isinstance(function, types.FunctionType) and function.__code__.co_filename == filename
-                    and function.__qualname__.startswith(prefix)):
+            if function.__code__.co_filename == filename and id(function) not in seen:
+                seen.add(id(function))  # an alias (`other = method`) moves it once
                 swaps.set(function, "__code__", _shift_code(function.__code__, delta))
                 count += 1
     if "__firstlineno__" in vars(cls):  # 3.13+: what inspect.getsource uses for classes

@@ -26,8 +26,8 @@ import sys
 import time
 
 from . import hooks
-from .patcher import (_error_dict, _finish, _mirror, _result, _script_copies, _SwapBatch, _transplant, _transplantable,
-                      _unwrap)
+from .patcher import (_code_filename, _error_dict, _finish, _function_named, _mirror, _result, _script_copies,
+                      _SwapBatch, _transplant, _transplantable, _unwrap)
 
 # Top-level statements of `__main__` that drive the program rather than define it: re-running them
 # would start the program again inside the agent.
@@ -129,9 +129,10 @@ def _is_main(modules):
 # -- one module ------------------------------------------------------------------------------------
 
 
-def _code_to_run(module, file):
-    """The module's code from disk; for `__main__`, without the main block and driver statements.
-    Returns (code, number of statements left out, line of each class by name, the text as str or None)."""
+def _code_to_run(module, file, code_file):
+    """The module's code from disk, compiled as `code_file`; for `__main__`, without the main block and
+    driver statements. Returns (code, number of statements left out, line of each class by name, the
+    text as str or None)."""
     with open(file, "rb") as source:
         text = source.read()
     tree = ast.parse(text, file)
@@ -148,7 +149,7 @@ def _code_to_run(module, file):
         decoded = text.decode("utf-8")
     except UnicodeDecodeError:
         decoded = None
-    return compile(tree, file, "exec", dont_inherit=True), left_out, class_lines, decoded
+    return compile(tree, code_file, "exec", dont_inherit=True), left_out, class_lines, decoded
 
 
 def _is_driver(node):
@@ -176,8 +177,9 @@ def _reload_module(module, file, executed):
     summary = _module_result(module, file, "reloaded")
     namespace = vars(module)
     before = dict(namespace)
+    code_file = _code_filename(module, file)  # a relative script path on Python 3.8
     try:
-        code, left_out, class_lines, text = _code_to_run(module, file)
+        code, left_out, class_lines, text = _code_to_run(module, file, code_file)
         exec(code, namespace)
     except BaseException as error:  # SyntaxError, or the module's code raised: put the old dict back
         namespace.clear()
@@ -197,8 +199,8 @@ def _reload_module(module, file, executed):
             continue
         if isinstance(old, type) and isinstance(new, type) and old.__module__ == module.__name__:
             class_pairs.append((old, new))
-            _update_methods(old, new, file, swaps)
-        elif _update_function(old, new, file, swaps):
+            _update_methods(old, new, code_file, swaps)
+        elif _update_function(old, new, code_file, swaps):
             swaps.set(module, name, old)
             result = _result({"op": "reload", "kind": "function", "qualname": old.__qualname__,
                               "line": old.__code__.co_firstlineno}, module.__name__, "updated",
@@ -220,9 +222,9 @@ def _update_function(old, new, file, swaps):
     """Put `new`'s code into `old` (through wrappers such as lru_cache); false when they do not match."""
     if type(old) is not type(new):
         return False
-    old_chain = _unwrap(old, None, getattr(old, "__name__", ""))
-    new_chain = _unwrap(new, None, getattr(new, "__name__", ""))
-    if not _transplantable(old_chain[-1], new_chain[-1], file):
+    old_chain = _unwrap(old, None, _function_named(getattr(old, "__name__", ""), file))
+    new_chain = _unwrap(new, None, _function_named(getattr(new, "__name__", ""), file))
+    if old_chain is None or new_chain is None or not _transplantable(old_chain[-1], new_chain[-1], file):
         return False
     _transplant(old_chain[-1], new_chain[-1], swaps)
     for wrapper in old_chain[:-1]:

@@ -75,7 +75,8 @@ struct Definition {
 
   std::vector<std::string> decorators;  // source text of each decorator expression, without '@'
   std::optional<std::string> docstring; // the literal as written (quotes included)
-  std::vector<std::string> binds;       // statements: the names they bind (assignment targets, imports)
+  std::vector<std::string> binds;       // statements: the names they bind (assignment targets, imports); classes: bases and keywords
+  std::string type_parameters;          // classes: `[T]` of `class A[T]:` as written, else empty
 
   // Behaviour hash: tokens and structure of the whole definition; comments, line continuations and
   // formatting whitespace do not count. For blocks, nested definitions count only by name.

@@ -12,10 +12,11 @@
 namespace hotd::parser {
 
 enum class ChangeOp {
-  Update,  // a function's code, signature, defaults, docstring or annotations changed: swap in place
+  Update,  // a function's code, signature, defaults, docstring or annotations changed: swap in place;
+           // or decorators of a function or class changed (`rebind`), or a class's bases (`bases`)
   Shift,   // only its position changed: move line numbers (co_firstlineno), do not recompile
   Add,     // a new function or class: execute it in its namespace
-  Delete,  // a function or class no longer exists: remove it from its namespace
+  Delete,  // a function, class or class attribute no longer exists: remove it from its namespace
   Exec,    // a new or changed module or class statement: re-run it, in order
   Rude,    // cannot be applied faithfully in place; `reason` says why and what to do
   Skip,    // nothing to do (main block, comments or formatting, a removed statement); `reason` says why
@@ -49,7 +50,14 @@ struct Change {
   std::vector<std::string> scope;
 
   std::vector<std::string> decorators;
-  std::vector<std::string> binds;  // exec: names the statement binds
+  std::vector<std::string> binds;  // exec: names the statement binds; delete of a class statement: names to delete
+  // Update of a function or class whose decorators changed: run the decorators again and bind the name
+  // to what they return (functions: the definition runs again; classes: on the live class, after the
+  // changes inside it). `old_decorators` are those the running object was made with.
+  bool rebind = false;
+  std::vector<std::string> old_decorators;
+  // Update of a class whose positional bases changed: the new base expressions, for `__bases__`.
+  std::optional<std::vector<std::string>> bases;
   bool in_function = false;        // a definition nested in a function: part of the outer function's code
   bool is_docstring = false;       // exec of a module or class docstring
   bool is_async = false;
