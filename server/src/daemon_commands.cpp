@@ -98,6 +98,11 @@ int print_save_result(const json& result, const std::string& shown_path, bool as
         std::cout << ": " << entry["error"].value("type", "") << ": " << entry["error"].value("message", "");
       }
       std::cout << "\n";
+      // What still holds the old code (a reference to an object a decorator change replaced, a
+      // closure that could not follow): applied, but worth knowing.
+      for (const auto& stale : entry.value("stale", json::array())) {
+        if (stale.is_string()) std::cout << "    warning: " << stale.get<std::string>() << "\n";
+      }
     }
   }
   return result.value("ok", false) ? kExitOk : kExitFailed;

@@ -206,6 +206,27 @@ class Fidelity(HotdTestCase):
 
         self.on_each_python(scenario)
 
+    def test_a_decorator_change_is_applied_and_says_what_keeps_the_old_object(self):
+        self.write("m.py", "import functools\n\ndef f():\n    return 1\n")
+        app = self.write("app.py", "import sys\nimport m\nfrom m import f as g\nprint('ready', flush=True)\n"
+                                   "for line in sys.stdin:\n    print('f=%d g=%d' % (m.f(), g()), flush=True)\n")
+
+        def scenario(python):
+            path = self.write("m.py", "import functools\n\ndef f():\n    return 1\n")
+            process = self.start(app, options=["--no-watch"], python=python)
+            self.wait_output(process, "ready")
+            self.write("m.py", "import functools\n\n@functools.lru_cache(maxsize=None)\ndef f():\n    return 2\n")
+            status, printed = self.patch(path)
+            self.assertEqual(status, 0, printed)
+            self.assertIn("updated f (line 3)", printed)
+            self.assertIn("warning: f at 0x", printed)
+            self.assertIn("from-imports in __main__", printed)
+            self.ask(process, "call")
+            self.wait_output(process, "f=2 g=2")  # the from-import holds the old object, with the new code
+            self.assertIn("hotd:   warning: f at 0x", self.errors(process))
+
+        self.on_each_python(scenario)
+
     # --- helpers ---------------------------------------------------------------------------------
 
     def hotd_binary(self):

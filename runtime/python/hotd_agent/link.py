@@ -547,6 +547,7 @@ def _print_events(path, modules, outcome):
             if error:
                 line += ": %s: %s" % (error.get("type"), error.get("message"))
         lines.append(line)
+        lines.extend("hotd:   warning: %s" % stale for stale in result.get("stale") or [])
     if verbosity == "verbose":
         lines.append("hotd: %s patched in %.2f ms" % (path, outcome.get("elapsed_ms", 0.0)))
     if lines:
