@@ -21,6 +21,44 @@ bool nothing_applied(const json& result) {
                      [](const json& entry) { return entry.value("status", "") == "failed"; });
 }
 
+// Why an agent's answer to a patch or reload does not have the shape of docs/PATCHING.md's result,
+// or nullopt. Checked before anything reads it: a malformed answer must fail its save at once, not
+// throw halfway through the bookkeeping of the file's queue.
+std::optional<std::string> malformed(const json& result) {
+  if (!result.is_object()) return "it is not an object";
+  if (result.contains("ok") && !result["ok"].is_boolean()) return "`ok` is not true or false";
+  if (result.contains("error") && !(result["error"].is_null() || result["error"].is_string() || result["error"].is_object())) {
+    return "`error` is neither null, a text nor an object";
+  }
+  if (result.contains("files")) {
+    if (!result["files"].is_array()) return "`files` is not a list";
+    for (const json& file : result["files"]) {
+      if (!file.is_string()) return "`files` holds something that is not a path";
+    }
+  }
+  if (!result.contains("results")) return std::nullopt;
+  if (!result["results"].is_array()) return "`results` is not a list";
+  for (const json& entry : result["results"]) {
+    if (!entry.is_object() || !entry.contains("status") || !entry["status"].is_string()) return "a result has no status";
+    if (entry.contains("qualname") && !(entry["qualname"].is_null() || entry["qualname"].is_string())) {
+      return "a result's `qualname` is not a text";
+    }
+    if (entry.contains("line") && !(entry["line"].is_null() || entry["line"].is_number_integer())) {
+      return "a result's `line` is not a number";
+    }
+    for (const char* text : {"message", "label", "kind", "op", "module"}) {
+      if (entry.contains(text) && !(entry[text].is_null() || entry[text].is_string())) {
+        return std::string("a result's `") + text + "` is not a text";
+      }
+    }
+    if (entry.contains("stale") && !entry["stale"].is_array()) return "a result's `stale` is not a list";
+    if (entry.contains("error") && !(entry["error"].is_null() || entry["error"].is_object())) {
+      return "a result's `error` is not an object";
+    }
+  }
+  return std::nullopt;
+}
+
 // A reload re-executed `path` when the agent lists it in `files` (a module that raised is put back).
 bool reloaded(const json& result, const std::string& path) {
   const json files = result.value("files", json::array());
@@ -309,6 +347,7 @@ void PatchCoordinator::send_or_queue(const std::string& key, std::uint64_t save_
       }
       file.pending = save_number;
       file.newest_save = save_number;
+      if (file.in_flight_timed_out) answer_queued_behind_timeout(id, agent.info.pid, save_number, completed);
       continue;
     }
     if (auto dispatch = make_dispatch(id, agent, file, key, save_number, completed)) {
@@ -378,8 +417,12 @@ void PatchCoordinator::forget_finished_saves() {
 }
 
 PatchCoordinator::ResultOutcome PatchCoordinator::on_result(AgentId id, const std::string& key, std::uint64_t save,
-                                                            const json& result, bool failed_to_deliver) {
+                                                            const json& answered, bool failed_to_deliver) {
   ResultOutcome outcome;
+  const auto why = malformed(answered);
+  const json result = why ? json{{"error", "the process answered with a malformed result (" + *why +
+                                               "): nothing of the save is taken as applied"}}
+                          : answered;
   const auto agent_entry = agents_.find(id);
   const auto save_entry = saves_.find(save);
   if (agent_entry == agents_.end() || save_entry == saves_.end()) return outcome;
@@ -387,7 +430,10 @@ PatchCoordinator::ResultOutcome PatchCoordinator::on_result(AgentId id, const st
   const auto file_entry = agent.files.find(key);
   if (file_entry == agent.files.end()) return outcome;
   ProcessFile& file = file_entry->second;
-  if (file.in_flight == save) file.in_flight.reset();
+  if (file.in_flight == save) {
+    file.in_flight.reset();
+    file.in_flight_timed_out = false;
+  }
 
   const bool reload = save_entry->second.reload;
   const bool applied = !failed_to_deliver && (reload ? reloaded(result, file.path) : !nothing_applied(result));
@@ -405,7 +451,11 @@ PatchCoordinator::ResultOutcome PatchCoordinator::on_result(AgentId id, const st
   }
   std::string status = "failed";
   if (applied) status = result.value("ok", false) ? "applied" : "partial";
-  answer(save_entry->second.ticket, id, {agent.info.pid, status, result}, outcome.completed);
+  const TicketId ticket = save_entry->second.ticket;
+  if (const auto waiting = tickets_.find(ticket); waiting == tickets_.end() || !waiting->second.waiting.contains(id)) {
+    record_late_answer(ticket, agent.info.pid, status);  // after a timeout: `hotd log` says what happened
+  }
+  answer(ticket, id, {agent.info.pid, status, result}, outcome.completed);
 
   if (file.pending) {
     const std::uint64_t next = *file.pending;
@@ -426,12 +476,36 @@ std::vector<TicketResult> PatchCoordinator::on_timeout(AgentId id, const std::st
   if (agent_entry == agents_.end() || save_entry == saves_.end()) return completed;
   const auto file_entry = agent_entry->second.files.find(key);
   if (file_entry == agent_entry->second.files.end() || file_entry->second.in_flight != save) return completed;
+  ProcessFile& file = file_entry->second;
+  file.in_flight_timed_out = true;
   answer(save_entry->second.ticket, id,
          {agent_entry->second.info.pid, "timeout",
           json{{"error", "the process did not answer in time: it may be holding the GIL in a long call; "
                          "the patch applies when it lets go"}}},
          completed);
+  if (file.pending) answer_queued_behind_timeout(id, agent_entry->second.info.pid, *file.pending, completed);
   return recorded(std::move(completed));
+}
+
+void PatchCoordinator::answer_queued_behind_timeout(AgentId agent, int pid, std::uint64_t save,
+                                                    std::vector<TicketResult>& completed) {
+  answer(saves_.at(save).ticket, agent,
+         {pid, "timeout",
+          json{{"error", "queued behind a patch the process has not answered (it may be holding the GIL in a long "
+                         "call): it applies when the process answers that one"}}},
+         completed);
+}
+
+void PatchCoordinator::record_late_answer(TicketId ticket, int pid, const std::string& status) {
+  for (auto& [key, entries] : history_) {
+    for (HistoryEntry& entry : entries) {
+      if (entry.ticket != ticket) continue;
+      for (auto& [process, recorded_status] : entry.processes) {
+        if (process == pid) recorded_status = status;
+      }
+      return;
+    }
+  }
 }
 
 void PatchCoordinator::adopt_reloaded_dependents(Agent& agent, const std::string& key, const json& result) {
@@ -526,6 +600,7 @@ void PatchCoordinator::record_history(const std::string& key, const std::string&
                       .count();
   entry.text = std::make_shared<const std::string>(text);
   entry.completed = ticket == 0;
+  entry.ticket = ticket;
   auto& entries = history_[key];
   entries.push_back(std::move(entry));
   if (entries.size() > kHistoryPerFile) entries.pop_front();

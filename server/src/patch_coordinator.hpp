@@ -88,7 +88,9 @@ struct HistoryEntry {
   std::shared_ptr<const std::string> text;
   bool syntax_error = false;
   bool completed = false;     // every process answered (or none runs the file)
-  std::vector<std::pair<int, std::string>> processes;  // pid and status, as in TicketResult
+  std::vector<std::pair<int, std::string>> processes;  // pid and status, as in TicketResult; a late
+                                                       // answer replaces the "timeout" it had
+  TicketId ticket = 0;                                 // the save's; 0 for what processes loaded
 };
 
 class PatchCoordinator {
@@ -180,6 +182,7 @@ class PatchCoordinator {
     std::shared_ptr<const Baseline> rude_base;
     std::set<std::string> rude_definitions;
     std::set<std::string> in_flight_rude;    // the rude edits of the plan in flight
+    bool in_flight_timed_out = false;        // its ticket got "timeout": saves queued behind it get it too
     std::uint64_t newest_save = 0;           // the newest save sent or queued to the process
     std::optional<std::uint64_t> in_flight;  // save number of the plan being applied
     std::optional<std::uint64_t> pending;    // newest save waiting behind it
@@ -225,6 +228,9 @@ class PatchCoordinator {
   parser::Plan plan_for(const ProcessFile& file, const parser::Module& after) const;
   // After a plan applied: the rude edits of `result` stay pending against what ran before.
   void keep_rude_pending(ProcessFile& file, const std::shared_ptr<const Baseline>& before, const nlohmann::json& result);
+  // A save queued behind a plan that timed out: its ticket gets "timeout" too; it still applies later.
+  void answer_queued_behind_timeout(AgentId agent, int pid, std::uint64_t save, std::vector<TicketResult>& completed);
+  void record_late_answer(TicketId ticket, int pid, const std::string& status);
   // Ends the ticket's wait for `agent` without an answer of its own (it does not run the file).
   void release(TicketId ticket, AgentId agent, std::vector<TicketResult>& completed);
   // A save is kept while some process has it in flight, pending, being synced or awaiting an import.

@@ -168,6 +168,88 @@ class Patches(FaultTestCase):
         self.assert_serving()
 
 
+class ScriptedAgent(object):
+    """An agent on the daemon's socket that answers patches as a test tells it to: a process whose
+    agent is broken or hostile."""
+
+    def __init__(self, socket_path, file, text):
+        self.rpc = RpcClient(socket_path)
+        reply = self.rpc.call("agent/register", {"pid": os.getpid(), "modules": [
+            {"name": "app", "file": file, "source": text}]})
+        assert "result" in reply, reply
+
+    def next_patch(self):
+        """The next agent/patch the daemon sends: (request id, save number)."""
+        while True:
+            message = self.rpc.receive(timeout=20)
+            if message.get("method") == "agent/patch":
+                return message["id"], message["params"]["save"]
+
+    def answer(self, request_id, result):
+        self.rpc.sock.sendall(frame({"jsonrpc": "2.0", "id": request_id, "result": result}))
+
+
+class AgentAnswers(FaultTestCase):
+    MALFORMED = [{"results": 5}, {"results": [5]}, {"results": [{"status": 3}]}, {"ok": "yes", "results": []},
+                 {"results": [{"status": "updated", "qualname": 7}]}, {"error": 5}, "applied", [1, 2],
+                 {"results": [{"status": "updated", "stale": "x"}]}]
+
+    def test_a_malformed_result_fails_its_save_at_once_and_the_queue_stays_in_order(self):
+        # The policy of docs/RELIABILITY.md: a malformed answer is a failed save, reported at once; the
+        # file's queue carries on, and no older save is ever applied after a newer one.
+        self.hotd("serve", "--patch-timeout-ms", "20000")
+        path = self.write("app.py", loop_app(0))
+        agent = ScriptedAgent(self.socket_path(), path, loop_app(0))
+        self.addCleanup(agent.rpc.close)
+        for malformed in self.MALFORMED:
+            with self.subTest(result=malformed):
+                self.write("app.py", loop_app(1))
+                first = self.patch_in_background(path)
+                request, save = agent.next_patch()
+                self.write("app.py", loop_app(2))
+                queued = self.patch_in_background(path)  # waits behind the first
+                started = time.monotonic()
+                agent.answer(request, malformed)
+                output, _ = first.communicate(timeout=10)
+                self.assertLess(time.monotonic() - started, 5, "waited for the timeout instead")
+                self.assertEqual(first.returncode, 1, output)
+                self.assertIn("malformed result", output)
+                request, queued_save = agent.next_patch()  # the queued save goes out next
+                self.assertGreater(queued_save, save)
+                agent.answer(request, {"ok": True, "results": [{"status": "updated", "qualname": "value"}]})
+                output, _ = queued.communicate(timeout=10)
+                self.assertEqual(queued.returncode, 0, output)
+                # Back to version 0 for the next round: the process applied version 2.
+                self.write("app.py", loop_app(0))
+                back = self.patch_in_background(path)
+                request, _ = agent.next_patch()
+                agent.answer(request, {"ok": True, "results": [{"status": "updated", "qualname": "value"}]})
+                back.communicate(timeout=10)
+                self.assertEqual(back.returncode, 0)
+        self.assert_serving()
+
+    def test_a_save_queued_behind_an_unanswered_patch_times_out_too_and_late_answers_reach_the_log(self):
+        self.hotd("serve", "--patch-timeout-ms", "1000")
+        path = self.write("app.py", loop_app(0))
+        agent = ScriptedAgent(self.socket_path(), path, loop_app(0))
+        self.addCleanup(agent.rpc.close)
+        self.write("app.py", loop_app(1))
+        first = self.hotd("patch", path, check=False)  # the agent does not answer
+        self.assertIn("pid %d: timeout" % os.getpid(), first.stdout)
+        request, _ = agent.next_patch()
+        self.write("app.py", loop_app(2))
+        started = time.monotonic()
+        queued = self.hotd("patch", path, check=False)
+        self.assertLess(time.monotonic() - started, 5)
+        self.assertEqual(queued.returncode, 1, queued.stdout)
+        self.assertIn("queued behind a patch the process has not answered", queued.stdout)
+        agent.answer(request, {"ok": True, "results": [{"status": "updated", "qualname": "value"}]})
+        request, _ = agent.next_patch()  # the late answer lets the queued save go out
+        agent.answer(request, {"ok": True, "results": [{"status": "updated", "qualname": "value"}]})
+        wait_for(lambda: self.hotd("log", path).stdout.count("pid %d applied" % os.getpid()) == 2,
+                 message="`hotd log` to show both saves applied (it said %r)" % self.hotd("log", path).stdout)
+
+
 class DaemonRestart(FaultTestCase):
     def kill_daemon_and_wait(self):
         self.kill_daemon()
