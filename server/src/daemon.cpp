@@ -407,7 +407,7 @@ class Daemon : public LspBackend, public WebHost {
       if (options.poll_seconds > 0) break;
       std::string error;
       const int added = watcher_.watch(id, root, error);
-      if (added < 0) log_line("process " + std::to_string(pid) + ": " + error);
+      if (!error.empty()) log_line("process " + std::to_string(pid) + ": " + error);
       directories += std::max(added, 0);
     }
     if (options.poll_seconds > 0 && !roots.empty()) {

@@ -13,6 +13,8 @@ namespace hotd::server {
 namespace {
 constexpr std::uint32_t kEvents = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ONLYDIR;
 constexpr std::size_t kMaxDirectories = 20000;  // a runaway tree (a whole home directory) stops here
+// One root's walk runs on the daemon's loop: a process asking for "/" must not stall it for seconds.
+constexpr int kMaxDirectoriesPerRoot = 4096;
 }  // namespace
 
 bool is_ignored_directory(const std::string& name, const std::string& path) {
@@ -36,10 +38,15 @@ void DirectoryWatcher::add_directory(const std::string& path) {
   if (wd >= 0) directories_[wd] = path;
 }
 
-int DirectoryWatcher::add_tree(const std::string& root) {
+int DirectoryWatcher::add_tree(const std::string& root, std::string& warning) {
   int added = 0;
   std::vector<std::string> stack{root};
-  while (!stack.empty() && directories_.size() < kMaxDirectories) {
+  while (!stack.empty()) {
+    if (directories_.size() >= kMaxDirectories || added >= kMaxDirectoriesPerRoot) {
+      warning = "watching only the first " + std::to_string(added) + " directories under " + root +
+                ": watch a narrower directory (hotd run --watch) or poll (--poll)";
+      break;
+    }
     const std::string directory = stack.back();
     stack.pop_back();
     add_directory(directory);
@@ -71,7 +78,7 @@ int DirectoryWatcher::watch(std::uint64_t owner, const std::string& root, std::s
   const bool first = owners.empty();
   owners.insert(owner);
   if (!first) return 0;
-  return add_tree(root);
+  return add_tree(root, error);
 }
 
 void DirectoryWatcher::unwatch(std::uint64_t owner) {
@@ -108,7 +115,8 @@ std::vector<std::string> DirectoryWatcher::read_saves() {
       const std::string name = event->name;
       const std::string path = directory->second + "/" + name;
       if (event->mask & IN_ISDIR) {
-        if ((event->mask & (IN_CREATE | IN_MOVED_TO)) && !is_ignored_directory(name, path)) add_tree(path);
+        std::string ignored;  // a new directory past the limits stays unwatched; its root said so already
+        if ((event->mask & (IN_CREATE | IN_MOVED_TO)) && !is_ignored_directory(name, path)) add_tree(path, ignored);
         continue;
       }
       if (!(event->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) || !name.ends_with(".py")) continue;

@@ -21,7 +21,8 @@ class DirectoryWatcher {
 
   int fd() const { return fd_; }
   // Watches `root` recursively on behalf of `owner` (an agent); returns the number of directories
-  // now watched under it, or -1 with `error` set.
+  // now watched under it, or -1 with `error` set. A tree past the limits is watched in part, with
+  // `error` saying so.
   int watch(std::uint64_t owner, const std::string& root, std::string& error);
   void unwatch(std::uint64_t owner);
   // Reads pending events; returns the .py files saved since the last call (deduplicated, in order).
@@ -29,7 +30,7 @@ class DirectoryWatcher {
   std::size_t directory_count() const { return directories_.size(); }
 
  private:
-  int add_tree(const std::string& root);
+  int add_tree(const std::string& root, std::string& warning);
   void add_directory(const std::string& path);
 
   int fd_ = -1;

@@ -104,9 +104,21 @@ std::vector<TicketResult> PatchCoordinator::remove_agent(AgentId id) {
              {pid, "exited", json{{"error", "the process exited or disconnected before it answered"}}}, completed);
     }
   }
+  std::vector<std::string> keys;
+  for (const auto& [key, file] : found->second.files) keys.push_back(key);
   agents_.erase(found);
   forget_finished_saves();
-  return recorded(std::move(completed));
+  completed = recorded(std::move(completed));
+  // What it alone ran goes with it: a process that reports large files and leaves, again and again,
+  // must not grow the daemon. Kept while a save of the file is still under way for another process.
+  for (const std::string& key : keys) {
+    const bool in_use = !agents_with_file(key).empty() ||
+                        std::any_of(saves_.begin(), saves_.end(), [&](const auto& save) { return save.second.key == key; });
+    if (in_use) continue;
+    files_.erase(key);
+    history_.erase(key);
+  }
+  return completed;
 }
 
 std::shared_ptr<const PatchCoordinator::Baseline> PatchCoordinator::intern_baseline(FileState& state,

@@ -24,7 +24,9 @@ WatchOptions WatchOptions::from_json(const nlohmann::json& options) {
     result.debounce_ms = std::max(0, options["debounce_ms"].get<int>());
   }
   if (options.contains("poll_seconds") && options["poll_seconds"].is_number()) {
-    result.poll_seconds = std::max(0.0, options["poll_seconds"].get<double>());
+    // Polling stats every loaded file: more often than ten times a second only burns a core.
+    const double seconds = options["poll_seconds"].get<double>();
+    result.poll_seconds = seconds > 0 ? std::max(kMinPollSeconds, seconds) : 0.0;
   }
   for (const char* key : {"include", "exclude"}) {
     if (!options.contains(key) || !options[key].is_array()) continue;

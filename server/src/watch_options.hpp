@@ -8,6 +8,8 @@
 
 namespace hotd::server {
 
+inline constexpr double kMinPollSeconds = 0.1;
+
 struct WatchOptions {
   int debounce_ms = 0;       // wait this long after the last change of a file before saving it
   double poll_seconds = 0;   // > 0: poll the loaded files' mtimes instead of inotify (network file systems)

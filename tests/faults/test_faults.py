@@ -45,6 +45,11 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
+def resident_bytes(pid):
+    with open("/proc/%d/status" % pid) as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+
+
 def peak_memory_bytes(pid):
     with open("/proc/%d/status" % pid) as status:
         for line in status:
@@ -248,6 +253,57 @@ class AgentAnswers(FaultTestCase):
         agent.answer(request, {"ok": True, "results": [{"status": "updated", "qualname": "value"}]})
         wait_for(lambda: self.hotd("log", path).stdout.count("pid %d applied" % os.getpid()) == 2,
                  message="`hotd log` to show both saves applied (it said %r)" % self.hotd("log", path).stdout)
+
+
+class AgentResources(FaultTestCase):
+    """What an agent can make the daemon hold or do: bounded, and freed when it leaves."""
+
+    def test_memory_of_the_files_an_agent_reported_is_freed_when_it_leaves(self):
+        self.hotd("serve")
+        daemon = self.daemon_pid()
+        text = "X = %r\n" % ("x" * (2 << 20))  # 2 MiB a file, 20 MiB a round
+
+        def one_round(number):
+            agent = RpcClient(self.socket_path())
+            modules = [{"name": "m%d_%d" % (number, i), "file": os.path.join(self.work, "r%d_%d.py" % (number, i)),
+                        "source": text} for i in range(10)]
+            self.assertIn("result", agent.call("agent/register", {"pid": os.getpid(), "modules": modules}))
+            agent.close()
+            wait_for(lambda: not json.loads(self.hotd("ps", "--json").stdout)["processes"], message="the agent to leave")
+
+        for number in range(4):  # the allocator's own pools settle first
+            one_round(number)
+        settled = resident_bytes(daemon)
+        for number in range(4, 10):
+            one_round(number)
+        self.assertLess(resident_bytes(daemon) - settled, 40 << 20, "the daemon kept what agents that left reported")
+
+    def test_polling_is_bounded(self):
+        self.hotd("serve")
+        daemon = self.daemon_pid()
+        agent = RpcClient(self.socket_path())
+        self.addCleanup(agent.close)
+        source = self.write("polled.py", "X = 1\n")
+        reply = agent.call("agent/register", {
+            "pid": os.getpid(), "modules": [{"name": "polled", "file": source, "source": "X = 1\n"}],
+            "watch": [self.work], "watch_options": {"poll_seconds": 1e-9}})
+        self.assertEqual(reply["result"]["watching"]["options"]["poll_seconds"], 0.1)
+        before, started = cpu_seconds(daemon), time.monotonic()
+        wait_for(lambda: time.monotonic() - started > 1.0, message="a second of polling")  # the span measured
+        self.assertLess(cpu_seconds(daemon) - before, 0.5, "polling at 1e-9 s pins a core")
+
+    def test_a_huge_tree_to_watch_is_watched_in_part_and_the_daemon_keeps_serving(self):
+        self.hotd("serve")
+        tree = os.path.join(self.work, "tree")
+        for i in range(70):
+            for j in range(70):
+                os.makedirs(os.path.join(tree, str(i), str(j)))
+        agent = RpcClient(self.socket_path())
+        self.addCleanup(agent.close)
+        reply = agent.call("agent/register", {"pid": os.getpid(), "modules": [], "watch": [tree]})
+        self.assertEqual(reply["result"]["watching"]["directories"], 4096)
+        self.assertIn("watching only the first 4096 directories under " + tree, self.daemon_log())
+        self.assert_serving()
 
 
 class DaemonRestart(FaultTestCase):
