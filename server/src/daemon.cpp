@@ -438,16 +438,18 @@ class Daemon : public LspBackend, public WebHost {
   void file_saved(const std::string& path) {
     const auto text = read_whole_file(path);
     if (!text) return;  // deleted right after the save: the next save brings it back
-    apply_save(path, *text, nullptr, nullptr);
+    apply_save(path, *text, nullptr, nullptr, false, true);
   }
 
   // Sends a save (or with `reload`, a whole-module reload of the text on disk) to every process running
-  // the file; `waiter` (a client) gets the ticket's result.
+  // the file; `waiter` (a client) gets the ticket's result. A save `from_watcher` that no process runs
+  // is told to nobody.
   void apply_save(const std::string& path, const std::string& text, const std::shared_ptr<Connection>& waiter,
-                  const json* request_id, bool reload = false) {
+                  const json* request_id, bool reload = false, bool from_watcher = false) {
     auto outcome = reload ? coordinator_.reload(path, text) : coordinator_.save(path, text);
     ticket_texts_[outcome.ticket] = text;
     if (waiter && request_id) waiters_[outcome.ticket] = {waiter, *request_id};
+    if (from_watcher) watcher_tickets_.insert(outcome.ticket);
     send_dispatches(outcome.dispatches);
     complete(outcome.completed);
     check_python_syntax(outcome.ticket, path, text);
@@ -492,6 +494,9 @@ class Daemon : public LspBackend, public WebHost {
       const auto text = ticket_texts_.find(result.ticket);
       const std::string saved = text == ticket_texts_.end() ? std::string() : std::move(text->second);
       if (text != ticket_texts_.end()) ticket_texts_.erase(text);
+      // The watcher sees every .py file saved under a watched directory: one no process runs (its tests,
+      // its scripts) is news to nobody.
+      if (watcher_tickets_.erase(result.ticket) > 0 && result.processes.empty()) continue;
       // A copy: a session whose editor stopped reading is closed (and removed) while sending.
       for (const auto& editor : std::vector(editors_.begin(), editors_.end())) editor->save_completed(result, saved);
       log_line("save of " + result.file + ": " + (result.ok ? "applied" : "not fully applied") + " in " +
@@ -534,6 +539,7 @@ class Daemon : public LspBackend, public WebHost {
   };
   std::map<TicketId, Waiter> waiters_;
   std::map<TicketId, std::string> ticket_texts_;  // the text of each save in progress, for editors' diagnostics
+  std::set<TicketId> watcher_tickets_;             // saves the file watcher made, in progress
   PythonSyntaxChecker python_checker_;  // after io_: its thread stops before io_ goes
   std::unique_ptr<WebServer> web_;  // after io_: destroyed first
 };

@@ -250,6 +250,13 @@ class WatchedEditorSession(EditorSession):
         self.assertEqual([m for m in self.editor.unclaimed if m.get("method") == "hotd/patched"], [])
         self.wait_output(self.process, "value=after")
 
+    def test_a_watched_file_no_process_runs_is_not_reported_to_the_editor(self):
+        notes = self.write("notes.py", "TODO = 1\n")  # beside the app, in the watched directory
+        wait_for(lambda: "no process runs it" in self.hotd("log", notes).stdout, message="the watcher's save")
+        self.editor.call("workspace/executeCommand", {"command": "hotd.listProcesses", "arguments": []})
+        self.assertEqual([m for m in self.editor.unclaimed if m.get("method") in (
+            "hotd/patched", "window/logMessage") and "notes.py" in json.dumps(m)], [])
+
 
 if __name__ == "__main__":
     unittest.main()
