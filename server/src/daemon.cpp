@@ -15,12 +15,10 @@
 #include <ctime>
 #include <deque>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <set>
-#include <sstream>
 
 #include <boost/asio.hpp>
 #include <nlohmann/json.hpp>
@@ -34,6 +32,7 @@
 #include "patch_coordinator.hpp"
 #include "path_map.hpp"
 #include "python_syntax_check.hpp"
+#include "source_file.hpp"
 #include "web_server.hpp"
 
 extern char** environ;
@@ -60,12 +59,12 @@ void log_line(const std::string& message) {
   std::cerr << stamp << " " << message << std::endl;
 }
 
-std::optional<std::string> read_whole_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream content;
-  content << in.rdbuf();
-  return content.str();
+// A file named by a peer, read without blocking and within the size cap (source_file.hpp); why it
+// could not be read is logged, but for a file that is not there (deleted since, a module without one).
+std::optional<std::string> read_named_file(const std::string& path) {
+  SourceFile file = read_source_file(path);
+  if (!file.text && !file.missing) log_line("not reading " + path + ": " + file.error);
+  return std::move(file.text);
 }
 
 std::string canonical_path(const std::string& path) {
@@ -146,7 +145,7 @@ class Daemon : public LspBackend, public WebHost {
         acceptor_(io_, asio::local::stream_protocol(), listen_fd),
         signals_(io_, SIGINT, SIGTERM),
         watcher_descriptor_(io_),
-        coordinator_(read_whole_file, canonical_path),
+        coordinator_(read_named_file, canonical_path),
         started_(std::chrono::steady_clock::now()) {}
 
   int run() {
@@ -227,7 +226,7 @@ class Daemon : public LspBackend, public WebHost {
     return coordinator_.previous_version(path, why);
   }
   std::optional<TicketId> reload(const std::string& path) override {
-    const auto text = read_whole_file(path);
+    const auto text = read_named_file(path);
     if (!text) return std::nullopt;
     return start_ticket(coordinator_.reload(path, *text), path, *text);
   }
@@ -256,7 +255,7 @@ class Daemon : public LspBackend, public WebHost {
       });
     });
   }
-  std::optional<std::string> read_file(const std::string& path) override { return read_whole_file(path); }
+  std::optional<std::string> read_file(const std::string& path) override { return read_named_file(path); }
   bool detach(int pid) override {
     for (const auto& [agent, weak] : agent_connections_) {
       const auto agent_connection = weak.lock();
@@ -436,8 +435,8 @@ class Daemon : public LspBackend, public WebHost {
 
   // Also for a file no process has reported: one may have imported it since its last report.
   void file_saved(const std::string& path) {
-    const auto text = read_whole_file(path);
-    if (!text) return;  // deleted right after the save: the next save brings it back
+    const auto text = read_named_file(path);
+    if (!text) return;  // deleted right after the save (the next save brings it back), or not a source file
     apply_save(path, *text, nullptr, nullptr, false, true);
   }
 
@@ -840,14 +839,12 @@ void Daemon::handle_client(const std::shared_ptr<Connection>& connection, const 
   } else if (method == "hotd/patchFile") {
     if (!params.contains("path") || !params["path"].is_string()) return fail(-32602, "params.path (a string) is required");
     const std::string path = params["path"];
-    std::optional<std::string> text;
     if (params.contains("text") && params["text"].is_string()) {
-      text = params["text"].get<std::string>();
-    } else {
-      text = read_whole_file(path);
+      return apply_save(path, params["text"].get<std::string>(), connection, &id);
     }
-    if (!text) return fail(-32602, "cannot read " + path);
-    apply_save(path, *text, connection, &id);
+    SourceFile file = read_source_file(path);
+    if (!file.text) return fail(-32602, "cannot read " + path + ": " + file.error);
+    apply_save(path, *file.text, connection, &id);
   } else if (method == "hotd/log") {
     json entries = json::array();
     const std::string path = params.contains("path") && params["path"].is_string() ? params["path"].get<std::string>() : "";
@@ -875,9 +872,9 @@ void Daemon::handle_client(const std::shared_ptr<Connection>& connection, const 
       path = *file;
     }
     if (path.empty()) return fail(-32602, "params.path or params.module (a string) is required");
-    const auto text = read_whole_file(path);
-    if (!text) return fail(-32602, "cannot read " + path);
-    apply_save(path, *text, connection, &id, true);
+    SourceFile file = read_source_file(path);
+    if (!file.text) return fail(-32602, "cannot read " + path + ": " + file.error);
+    apply_save(path, *file.text, connection, &id, true);
   } else if (method == "hotd/detach") {
     const int pid = params.value("pid", 0);
     if (detach(pid)) return reply({{"pid", pid}, {"detached", true}});

@@ -11,9 +11,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -22,6 +20,7 @@
 #include "path_map.hpp"
 #include "runtime_dir.hpp"
 #include "source_commands.hpp"
+#include "source_file.hpp"
 #include "web_server.hpp"
 
 namespace hotd::cli {
@@ -282,13 +281,11 @@ int run_ps(bool as_json) {
 }
 
 int run_patch(const PatchOptions& options) {
-  std::ifstream in(options.path, std::ios::binary);
-  if (!in) {
-    std::cerr << "hotd patch: cannot read '" << options.path << "': " << std::strerror(errno) << "\n";
+  const server::SourceFile file = server::read_source_file(options.path);
+  if (!file.text) {
+    std::cerr << "hotd patch: cannot read '" << options.path << "': " << file.error << "\n";
     return kExitUsage;
   }
-  std::ostringstream text;
-  text << in.rdbuf();
   std::string error;
   auto client = DaemonClient::connect(true, error);
   if (!client) {
@@ -297,7 +294,7 @@ int run_patch(const PatchOptions& options) {
   }
   const std::string path = fs::absolute(options.path).lexically_normal().string();
   const auto timeout = std::chrono::milliseconds(static_cast<long>(options.timeout_seconds * 1000));
-  auto result = client->request("hotd/patchFile", {{"path", path}, {"text", text.str()}}, timeout, error);
+  auto result = client->request("hotd/patchFile", {{"path", path}, {"text", *file.text}}, timeout, error);
   if (!result) {
     std::cerr << "hotd patch: " << error << "\n";
     return kExitUsage;

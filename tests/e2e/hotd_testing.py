@@ -53,11 +53,14 @@ class JsonRpcPeer(object):
 
 
 class RpcClient(object):
-    """A raw client on the daemon socket, to send requests without waiting (ordering tests)."""
+    """A raw client on the daemon socket, to send requests without waiting (ordering tests); or on a
+    connected `sock` (an agent stream over TCP)."""
 
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(path)
+    def __init__(self, path=None, sock=None):
+        if sock is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(path)
+        self.sock = sock
         self.buffer = b""
         self.next_id = 1
 
@@ -83,11 +86,24 @@ class RpcClient(object):
             self.buffer += chunk
 
     def call(self, method, params=None, timeout=10.0):
+        return self.call_seeing(method, params, timeout)[1]
+
+    def call_seeing(self, method, params=None, timeout=10.0):
+        """(every message that came before the reply, the reply): the daemon answers each connection in
+        order, so what it sent this peer before the reply is all it sent until then."""
         request_id = self.send(method, params)
+        before = []
         while True:
-            reply = self.receive(timeout)
-            if reply.get("id") == request_id:
-                return reply
+            message = self.receive(timeout)
+            if message.get("id") == request_id and "method" not in message:
+                return before, message
+            before.append(message)
+
+    def notify(self, method, params=None):
+        self.sock.sendall(frame({"jsonrpc": "2.0", "method": method, "params": params or {}}))
+
+    def reply(self, request_id, result):
+        self.sock.sendall(frame({"jsonrpc": "2.0", "id": request_id, "result": result}))
 
     def close(self):
         self.sock.close()
