@@ -418,14 +418,15 @@ class Daemon : public LspBackend, public WebHost {
   }
 
   // Files saved while no daemon was there (or just before the process reported them): what the
-  // process runs is older than the disk. A process that watches the file gets the save it missed;
-  // otherwise the log says how to apply it.
+  // process runs is older than the disk. A process that watches the file gets the save it missed, and
+  // nobody else does (what a process reports decides only what it is sent); otherwise the log says
+  // how to apply it. Remote agents have none (PatchCoordinator reads no file for them).
   void catch_up(AgentId agent, int pid, const std::vector<std::string>& changed, const std::string& being_saved = {}) {
     for (const std::string& path : changed) {
       if (canonical_path(path) == being_saved) continue;  // the save that asked for the report applies it
       if (const auto set = watches_.find(agent); set != watches_.end() && set->second.wants(path)) {
         log_line(path + " changed since process " + std::to_string(pid) + " loaded it: applying the version on disk");
-        file_saved(path);
+        file_saved(path, agent);
       } else {
         log_line(path + " changed since process " + std::to_string(pid) +
                  " loaded it; it is not watched: the next save (or `hotd patch`) applies it");
@@ -434,18 +435,20 @@ class Daemon : public LspBackend, public WebHost {
   }
 
   // Also for a file no process has reported: one may have imported it since its last report.
-  void file_saved(const std::string& path) {
+  // `only_for`: a catch-up, for that process alone.
+  void file_saved(const std::string& path, std::optional<AgentId> only_for = std::nullopt) {
     const auto text = read_named_file(path);
     if (!text) return;  // deleted right after the save (the next save brings it back), or not a source file
-    apply_save(path, *text, nullptr, nullptr, false, true);
+    apply_save(path, *text, nullptr, nullptr, false, true, only_for);
   }
 
   // Sends a save (or with `reload`, a whole-module reload of the text on disk) to every process running
-  // the file; `waiter` (a client) gets the ticket's result. A save `from_watcher` that no process runs
-  // is told to nobody.
+  // the file (`only_for`: that process alone); `waiter` (a client) gets the ticket's result. A save
+  // `from_watcher` that no process runs is told to nobody.
   void apply_save(const std::string& path, const std::string& text, const std::shared_ptr<Connection>& waiter,
-                  const json* request_id, bool reload = false, bool from_watcher = false) {
-    auto outcome = reload ? coordinator_.reload(path, text) : coordinator_.save(path, text);
+                  const json* request_id, bool reload = false, bool from_watcher = false,
+                  std::optional<AgentId> only_for = std::nullopt) {
+    auto outcome = reload ? coordinator_.reload(path, text) : coordinator_.save(path, text, only_for);
     ticket_texts_[outcome.ticket] = text;
     if (waiter && request_id) waiters_[outcome.ticket] = {waiter, *request_id};
     if (from_watcher) watcher_tickets_.insert(outcome.ticket);
@@ -726,6 +729,7 @@ void Daemon::handle_agent(const std::shared_ptr<Connection>& connection, const j
     }
     AgentInfo info;
     info.pid = params.value("pid", connection->peer_pid());
+    info.remote = !connection->remote.empty();
     info.python_version = params.value("python_version", "");
     info.executable = params.value("executable", "");
     info.cwd = params.value("cwd", "");

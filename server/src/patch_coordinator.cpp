@@ -151,14 +151,15 @@ PatchCoordinator::LoadOutcome PatchCoordinator::modules_loaded(AgentId id, const
     const bool reimported = file.baseline && module.source && *module.source != file.baseline->source &&
                             !file.in_flight;
     if (file.baseline && !reimported) continue;
-    const auto on_disk = read_file_(module.file);
+    const auto on_disk = agent.info.remote ? std::nullopt : read_file_(module.file);
     const auto& running = module.source ? module.source : on_disk;
     if (!running) continue;
     file.baseline = intern_baseline(files_[key], *running);
     file.drift = module.drift;
     file.rude_base.reset();
     file.rude_definitions.clear();
-    if (history_[key].empty()) record_history(key, module.file, "loaded", *running, 0);
+    // `hotd revert` sends history to every process: a remote agent's claim must not become a save.
+    if (history_[key].empty() && !agent.info.remote) record_history(key, module.file, "loaded", *running, 0);
     if (const auto awaited = agent.awaiting_import.find(key); awaited != agent.awaiting_import.end()) {
       const std::uint64_t save = awaited->second;  // the newest save: it brings the file up to date
       agent.awaiting_import.erase(awaited);
@@ -270,7 +271,8 @@ std::optional<Dispatch> PatchCoordinator::make_dispatch(AgentId agent_id, Agent&
   return dispatch;
 }
 
-PatchCoordinator::SaveOutcome PatchCoordinator::save(const std::string& path, std::string text) {
+PatchCoordinator::SaveOutcome PatchCoordinator::save(const std::string& path, std::string text,
+                                                     std::optional<AgentId> only_for) {
   SaveOutcome outcome;
   const std::string key = canonical_(path);
   FileState& state = files_[key];
@@ -298,11 +300,12 @@ PatchCoordinator::SaveOutcome PatchCoordinator::save(const std::string& path, st
     return outcome;
   }
 
-  const std::vector<AgentId> targets = agents_with_file(key);
+  std::vector<AgentId> targets = agents_with_file(key);
   std::set<AgentId> unsure;  // every other process: it may have imported the file since its last report
   for (const auto& [id, agent] : agents_) {
-    if (!agent.files.contains(key)) unsure.insert(id);
+    if (!agent.files.contains(key) && !only_for) unsure.insert(id);
   }
+  if (only_for) std::erase_if(targets, [&](AgentId id) { return id != *only_for; });
   if (targets.empty() && unsure.empty()) {
     outcome.completed.push_back(std::move(ticket.result));
     tickets_.erase(ticket_id);
@@ -525,7 +528,7 @@ void PatchCoordinator::adopt_reloaded_dependents(Agent& agent, const std::string
     if (!path.is_string()) continue;
     const std::string dependent = canonical_(path.get<std::string>());
     const auto file = agent.files.find(dependent);
-    if (dependent == key || file == agent.files.end()) continue;
+    if (dependent == key || file == agent.files.end() || agent.info.remote) continue;
     if (const auto source = read_file_(file->second.path)) {
       file->second.baseline = intern_baseline(files_[dependent], *source);
     }

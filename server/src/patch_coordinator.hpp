@@ -37,6 +37,9 @@ struct AgentInfo {
   std::string launcher;  // "run" or "attach"
   std::vector<std::string> argv;
   std::vector<std::string> watch;  // directories `hotd run` asked to watch
+  // Over TCP: its uid is unknown and it may claim any file, so the daemon never reads a file for it
+  // (no baseline, comparison or catch-up from the disk) and never takes its texts for the history.
+  bool remote = false;
 };
 
 struct LoadedModule {
@@ -112,8 +115,9 @@ class PatchCoordinator {
     std::vector<Dispatch> dispatches;  // saves that waited for this report (a sync found the import running)
     std::vector<TicketResult> completed;
   };
-  // Records modules; a new file's baseline is the text the process reported, else the file on disk.
-  // A module reported again with a new text (the process re-imported it) takes that text.
+  // Records modules; a new file's baseline is the text the process reported, else (not for a remote
+  // agent) the file on disk. A module reported again with a new text (the process re-imported it)
+  // takes that text.
   LoadOutcome modules_loaded(AgentId agent, const std::vector<LoadedModule>& modules);
 
   struct SaveOutcome {
@@ -124,7 +128,9 @@ class PatchCoordinator {
     TicketId ticket = 0;
   };
   // A new version of `path`. Returns what to send now; the ticket completes through on_result.
-  SaveOutcome save(const std::string& path, std::string text);
+  // `only_for`: the text on disk for the one process that missed it (a catch-up), which nobody else
+  // asked for.
+  SaveOutcome save(const std::string& path, std::string text, std::optional<AgentId> only_for = std::nullopt);
   // `hotd reload`: every process that loaded `path` re-executes it from disk (`text`, as read now) and
   // the modules that import names from it. Ordered with saves like a save. When a process reloaded,
   // its baselines of `path` and of the dependents it re-executed (its result's `files`) become their

@@ -72,6 +72,24 @@ class SecurityTestCase(HotdTestCase):
         self.agents.append(agent)
         return agent
 
+    def tcp_agent(self):
+        """An agent stream over `--listen`, holding the token as any reader of web.json does."""
+        with open(os.path.join(self.runtime, "web.json")) as info_file:
+            info = json.load(info_file)
+        host, port = info["agent_listen"][0].rsplit(":", 1)
+        sock = socket.create_connection((host, int(port)), timeout=10)
+        sock.sendall(("GET /agent HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nConnection: Upgrade\r\n"
+                      "Upgrade: hotd-agent\r\n\r\n" % (host, info["token"])).encode())
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):  # byte by byte: what follows is the daemon's framing
+            byte = sock.recv(1)
+            self.assertTrue(byte, "the daemon closed the upgrade")
+            head += byte
+        self.assertIn(b" 101 ", head.split(b"\r\n", 1)[0])
+        agent = RpcClient(sock=sock)
+        self.agents.append(agent)
+        return agent
+
     def register(self, agent, params):
         before, reply = agent.call_seeing("agent/register", params)
         self.assertIn("result", reply, reply)
@@ -82,6 +100,67 @@ class SecurityTestCase(HotdTestCase):
         before, reply = agent.call_seeing("agent/fence")
         self.assertEqual(reply["error"]["code"], -32601)
         return before
+
+
+class RemoteAgentsReadNoFiles(SecurityTestCase):
+    """Point 4: an agent over TCP claims files with an empty text; the daemon must never send it a
+    file's text from the disk, which it did not send itself (docs/SECURITY.md: a TCP peer reads no
+    file)."""
+
+    serve_options = ("--listen", "127.0.0.1:0")
+
+    def setUp(self):
+        super().setUp()
+        wait_for(lambda: os.path.exists(os.path.join(self.runtime, "web.json")), message="web.json")
+        self.project = os.path.join(self.work, "project")
+        self.settings = self.write("project/settings.py", 'PASSWORD = "%s"\n' % SECRET)
+        self.creds = self.write("project/creds.env", "TOKEN=%s\n" % SECRET)
+
+    def assert_nothing_disclosed(self, messages):
+        for message in messages:
+            self.assertNotIn(SECRET, json.dumps(message))
+
+    def test_files_claimed_with_an_empty_text_are_not_caught_up_from_the_disk(self):
+        rogue = self.tcp_agent()
+        before = self.register(rogue, registration(4242, [module(self.settings, ""), module(self.creds, "")],
+                                                   [self.project]))
+        received = before + self.sent_until_now(rogue)
+        self.assert_nothing_disclosed(received)
+        self.assertEqual([m.get("method") for m in received], [])
+
+    def test_a_catch_up_goes_to_the_local_process_that_missed_it_and_nobody_else(self):
+        rogue = self.tcp_agent()
+        self.register(rogue, registration(4242, [module(self.settings, "")]))
+        local = self.unix_agent()
+        self.register(local, registration(modules=[module(self.settings, 'PASSWORD = "old"\n')], watch=[self.project]))
+        catch_up = local.receive()
+        self.assertEqual(catch_up["method"], "agent/patch")
+        self.assertIn(SECRET, catch_up["params"]["source"])  # the same uid may read the file anyway
+        self.assert_nothing_disclosed(self.sent_until_now(rogue))
+
+    def test_revert_never_sends_the_text_a_remote_agent_claimed(self):
+        # The remote agent is first to report the file: its claim must not become a version of the file
+        # that `hotd revert` sends to every process.
+        rogue = self.tcp_agent()
+        self.register(rogue, registration(4242, [module(self.settings, 'import os\nos.system("id")\n')]))
+        local = self.unix_agent()
+        self.register(local, registration(modules=[module(self.settings, 'PASSWORD = "%s"\n' % SECRET)]))
+        self.write("project/settings.py", 'PASSWORD = "changed"\n')
+
+        def save(*command):
+            running = subprocess.Popen([HOTD] + list(command), env=self.env, stdout=subprocess.PIPE, text=True)
+            for agent in (local, rogue):  # both run the file: the save goes to both, as saves do
+                patch = agent.receive()
+                self.assertEqual(patch["method"], "agent/patch")
+                agent.reply(patch["id"], {"ok": True, "elapsed_ms": 1, "results": [{"status": "applied"}]})
+                if agent is local:
+                    sent = patch["params"]["source"]
+            output = running.communicate(timeout=30)[0]
+            self.assertEqual(running.returncode, 0, output)
+            return sent
+
+        self.assertEqual(save("patch", self.settings), 'PASSWORD = "changed"\n')
+        self.assertEqual(save("revert", self.settings), 'PASSWORD = "%s"\n' % SECRET)
 
 
 class BoundedReads(SecurityTestCase):
