@@ -25,13 +25,15 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// The local process `pid` as the daemon knows it (null when it does not). Processes over TCP are left
+// out: their pids are of other places, and may be anything they claim.
 std::optional<json> find_process(DaemonClient& client, int pid, bool& waiting_for_gil, std::string& error) {
   const auto status = client.request("hotd/status", json::object(), std::chrono::seconds(5), error);
   if (!status) return std::nullopt;
   waiting_for_gil = false;
   for (const auto& waiting : (*status)["waiting_for_gil"]) waiting_for_gil |= waiting.get<int>() == pid;
   for (const auto& process : (*status)["processes"]) {
-    if (process.value("pid", 0) == pid) return process;
+    if (process.value("pid", 0) == pid && !process.contains("remote")) return process;
   }
   return json();
 }

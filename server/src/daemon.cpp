@@ -75,6 +75,9 @@ std::string canonical_path(const std::string& path) {
 
 json error_object(int code, const std::string& message) { return {{"code", code}, {"message", message}}; }
 
+// PID_MAX_LIMIT on 64-bit Linux: no process id is larger.
+constexpr std::int64_t kMaxPid = 4194304;
+
 // The method of a message, or "" when it has none or it is not a string.
 std::string method_of(const json& message) {
   const auto found = message.find("method");
@@ -559,7 +562,9 @@ json Daemon::status() {
   json waiting = json::array();
   for (const auto& connection : connections_) {
     if (connection->role == Connection::Role::Client) ++clients;
-    if (connection->role == Connection::Role::Agent && connection->waiting_for_gil && !connection->agent) {
+    // Local pids only, as `hotd attach` reads them.
+    if (connection->role == Connection::Role::Agent && connection->waiting_for_gil && !connection->agent &&
+        connection->remote.empty()) {
       waiting.push_back(connection->agent_pid);
     }
   }
@@ -714,12 +719,34 @@ void Daemon::handle(const std::shared_ptr<Connection>& connection, const std::st
   }
 }
 
+namespace {
+
+// The process an agent speaks for. On the Unix socket the kernel says (SO_PEERCRED, in the daemon's pid
+// namespace), whatever the agent claims: a claimed pid of another process would make `hotd attach` of
+// that process answer "already attached". Over TCP only the agent knows its pid (in its own place),
+// which must at least be one.
+std::optional<int> agent_pid(const Connection& connection, const json& params, std::string& why) {
+  if (connection.remote.empty()) return connection.peer_pid();
+  const auto pid = params.find("pid");
+  if (pid == params.end() || !pid->is_number_integer() || pid->get<std::int64_t>() < 1 ||
+      pid->get<std::int64_t>() > kMaxPid) {
+    why = "params.pid must be a process id (1 to " + std::to_string(kMaxPid) + ")";
+    return std::nullopt;
+  }
+  return pid->get<int>();
+}
+
+}  // namespace
+
 void Daemon::handle_agent(const std::shared_ptr<Connection>& connection, const json& message) {
   const std::string method = method_of(message);
   const json params = message.value("params", json::object());
+  std::string why;
   if (method == "agent/waitingForGil") {
+    const auto pid = agent_pid(*connection, params, why);
+    if (!pid) return log_line("ignored agent/waitingForGil from " + connection->remote + ": " + why);
     connection->waiting_for_gil = true;
-    connection->agent_pid = params.value("pid", connection->peer_pid());
+    connection->agent_pid = *pid;
     return;
   }
   if (method == "agent/register") {
@@ -727,8 +754,13 @@ void Daemon::handle_agent(const std::shared_ptr<Connection>& connection, const j
       connection->send({{"jsonrpc", "2.0"}, {"id", message.value("id", json())}, {"error", error_object(-32600, "already registered")}});
       return;
     }
+    const auto pid = agent_pid(*connection, params, why);
+    if (!pid) {
+      log_line("agent at " + connection->remote + " not registered: " + why);
+      return connection->send({{"jsonrpc", "2.0"}, {"id", message.value("id", json())}, {"error", error_object(-32602, why)}});
+    }
     AgentInfo info;
-    info.pid = params.value("pid", connection->peer_pid());
+    info.pid = *pid;
     info.remote = !connection->remote.empty();
     info.python_version = params.value("python_version", "");
     info.executable = params.value("executable", "");
@@ -736,7 +768,6 @@ void Daemon::handle_agent(const std::shared_ptr<Connection>& connection, const j
     info.launcher = params.value("launcher", "attach");
     info.argv = params.value("argv", std::vector<std::string>{});
     for (const json& mapping : params.value("path_map", json::array())) {
-      std::string why;
       auto prefix = PathMap::parse(mapping.get<std::string>(), why);
       if (!prefix) {
         log_line("process " + std::to_string(info.pid) + " not registered: " + why);

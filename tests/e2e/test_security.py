@@ -101,6 +101,17 @@ class SecurityTestCase(HotdTestCase):
         self.assertEqual(reply["error"]["code"], -32601)
         return before
 
+    def start_idle_target(self):
+        target = subprocess.Popen([PYTHON, "-c", IDLE_TARGET], stdout=subprocess.PIPE, text=True)
+        target.out_file = target.err_file = None
+        self.processes.append(target)
+        self.assertEqual(target.stdout.readline().strip(), "ready")
+        self.addCleanup(target.stdout.close)
+        return target
+
+    def processes_listed(self):
+        return json.loads(self.hotd("ps", "--json").stdout)["processes"]
+
 
 class RemoteAgentsReadNoFiles(SecurityTestCase):
     """Point 4: an agent over TCP claims files with an empty text; the daemon must never send it a
@@ -161,6 +172,37 @@ class RemoteAgentsReadNoFiles(SecurityTestCase):
 
         self.assertEqual(save("patch", self.settings), 'PASSWORD = "changed"\n')
         self.assertEqual(save("revert", self.settings), 'PASSWORD = "%s"\n' % SECRET)
+
+
+class AgentPids(SecurityTestCase):
+    """Point 11: the pid an agent claims decides nothing on the Unix socket (the kernel's is taken)
+    and must be a pid over TCP; neither makes `hotd attach` of a real process a no-op."""
+
+    serve_options = ("--listen", "127.0.0.1:0")
+
+    def setUp(self):
+        super().setUp()
+        wait_for(lambda: os.path.exists(os.path.join(self.runtime, "web.json")), message="web.json")
+
+    def test_an_agent_on_the_socket_is_the_process_the_kernel_names(self):
+        target = self.start_idle_target()
+        for claimed in (0, -1, 1, 2 ** 31, target.pid):
+            self.register(self.unix_agent(), registration(claimed))
+        self.assertEqual([p["pid"] for p in self.processes_listed()], [os.getpid()] * 5)
+        result = self.hotd("attach", str(target.pid))
+        self.assertIn("attached to %d" % target.pid, result.stdout)
+        self.assertIn(target.pid, [p["pid"] for p in self.processes_listed()])
+
+    def test_over_tcp_the_pid_must_be_one_and_never_stands_for_a_local_process(self):
+        for claimed in (0, -1, 2 ** 31, 2 ** 32 + 5, 1.5, "12", None):
+            before, reply = self.tcp_agent().call_seeing("agent/register", registration(claimed))
+            self.assertEqual(reply.get("error", {}).get("code"), -32602, "pid %r: %r" % (claimed, reply))
+        target = self.start_idle_target()
+        self.register(self.tcp_agent(), registration(target.pid))  # another place may have that pid
+        result = self.hotd("attach", str(target.pid))
+        self.assertIn("attached to %d" % target.pid, result.stdout)
+        listed = [(p["pid"], "remote" in p) for p in self.processes_listed()]
+        self.assertEqual(sorted(listed), [(target.pid, False), (target.pid, True)])
 
 
 class BoundedReads(SecurityTestCase):
