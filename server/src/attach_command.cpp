@@ -1,15 +1,17 @@
 #include "attach_command.hpp"
 
+#include <fcntl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -84,41 +86,109 @@ void print_drift(int pid, const json& process) {
   }
 }
 
-// The agent's Python package, copied where a target in another mount namespace sees it (the native
-// library is staged the same way by the injector). Named by content, so attaching again reuses it;
-// it stays while the target may still import from it. Returns the path as the target sees it.
-std::optional<std::string> stage_package(const std::string& root, const std::string& package, std::string& error) {
-  namespace fs = std::filesystem;
-  std::vector<fs::path> files;
-  std::uint64_t hash = 1469598103934665603ull;  // FNV-1a over names and contents
-  for (const auto& entry : fs::directory_iterator(package)) {
-    if (entry.path().extension() != ".py") continue;
-    files.push_back(entry.path());
+// A descriptor closed when it goes out of scope.
+struct Descriptor {
+  int fd;
+  ~Descriptor() {
+    if (fd >= 0) ::close(fd);
   }
-  std::sort(files.begin(), files.end());
-  for (const fs::path& file : files) {
+};
+
+// A name nobody can guess, so nobody can have made it first.
+std::string unpredictable_name() {
+  unsigned char bytes[12];
+  if (::getrandom(bytes, sizeof bytes, 0) != static_cast<ssize_t>(sizeof bytes)) return {};
+  std::string name = "hotd-agent-";
+  for (const unsigned char byte : bytes) {
+    static const char digits[] = "0123456789abcdef";
+    name += digits[byte >> 4];
+    name += digits[byte & 15];
+  }
+  return name;
+}
+
+bool write_all(int fd, const std::string& content) {
+  for (std::size_t done = 0; done < content.size();) {
+    const ssize_t wrote = ::write(fd, content.data() + done, content.size() - done);
+    if (wrote < 0 && errno == EINTR) continue;
+    if (wrote <= 0) return false;
+    done += static_cast<std::size_t>(wrote);
+  }
+  return true;
+}
+
+// Copies the package's .py files into a new directory `name`/hotd_agent under `parent_fd`, owner-only
+// and owned by `owner` (the target's user, who must read it). False with `error` set, and whatever was
+// made left for the caller to remove.
+bool copy_package(int parent_fd, const std::string& name, const std::vector<std::filesystem::path>& files,
+                  uid_t owner, std::string& error) {
+  const auto failed = [&](const std::string& what) {
+    error = what + ": " + std::strerror(errno);
+    return false;
+  };
+  if (::mkdirat(parent_fd, name.c_str(), 0700) != 0) return failed("mkdir " + name);
+  const Descriptor top{::openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)};
+  struct stat made {};
+  if (top.fd < 0 || ::fstat(top.fd, &made) != 0) return failed("open " + name);
+  if (made.st_uid != ::geteuid() || (made.st_mode & 077) != 0) {
+    error = name + " is not the private directory just made";
+    return false;
+  }
+  if (::mkdirat(top.fd, "hotd_agent", 0700) != 0) return failed("mkdir hotd_agent");
+  const Descriptor package{::openat(top.fd, "hotd_agent", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)};
+  if (package.fd < 0) return failed("open hotd_agent");
+  for (const std::filesystem::path& file : files) {
     std::ifstream in(file, std::ios::binary);
     const std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    for (const char c : file.filename().string() + '\0' + content) hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    const std::string leaf = file.filename().string();
+    const Descriptor out{
+        ::openat(package.fd, leaf.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)};
+    if (out.fd < 0 || !in || !write_all(out.fd, content)) return failed("copy " + leaf);
+    if (owner != ::geteuid() && ::fchown(out.fd, owner, static_cast<gid_t>(-1)) != 0) return failed("chown " + leaf);
   }
-  std::ostringstream name;
-  name << "hotd-agent-" << ::geteuid() << "-" << std::hex << hash;
+  if (owner != ::geteuid() && (::fchown(package.fd, owner, static_cast<gid_t>(-1)) != 0 ||
+                               ::fchown(top.fd, owner, static_cast<gid_t>(-1)) != 0)) {
+    return failed("chown " + name);
+  }
+  return true;
+}
+
+struct StagedPackage {
+  std::string in_target;     // the package directory as the target sees it
+  std::filesystem::path top; // the directory made for it, as we reach it (to remove it)
+};
+
+// The agent's Python package, copied where a target in another mount namespace sees it (the injector
+// stages the native library likewise). Nobody else may have written a file the target imports from
+// it: the directory is made fresh under an unpredictable name, mode 0700 and owned by the target's
+// user, in a staging directory nobody else controls (injector::open_staging_dir); an existing one is
+// never reused. It stays while the target may import from it (the reloader is imported on first use).
+std::optional<StagedPackage> stage_package(const injector::TargetInfo& target, const std::string& package,
+                                           std::string& error) {
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry : std::filesystem::directory_iterator(package)) {
+    if (entry.path().extension() == ".py") files.push_back(entry.path());
+  }
+  std::string tried;
   for (const std::string directory : {"/dev/shm", "/tmp", "/var/tmp"}) {
-    const fs::path inside = fs::path(directory) / name.str() / "hotd_agent";  // as the target sees it
-    const fs::path here = fs::path(root + directory) / name.str() / "hotd_agent";
-    std::error_code failed;
-    if (!fs::is_directory(root + directory, failed)) continue;
-    fs::create_directories(here, failed);
-    if (failed) continue;
-    fs::permissions(here.parent_path(), fs::perms::owner_all, failed);
-    bool copied = true;
-    for (const fs::path& file : files) {
-      fs::copy_file(file, here / file.filename(), fs::copy_options::overwrite_existing, failed);
-      copied = copied && !failed;
+    auto parent = injector::open_staging_dir(target.pid, target.uid, directory);
+    if (!parent) {
+      tried += "; " + parent.error().message;
+      continue;
     }
-    if (copied) return inside.string();
+    const Descriptor parent_fd{*parent};
+    const std::string name = unpredictable_name();
+    std::string why = "no random name: " + std::string(std::strerror(errno));
+    if (!name.empty() && copy_package(parent_fd.fd, name, files, target.uid, why)) {
+      return StagedPackage{directory + "/" + name + "/hotd_agent", target.root + directory + "/" + name};
+    }
+    tried += "; " + directory + ": " + why;
+    if (!name.empty()) {
+      std::error_code ignored;
+      std::filesystem::remove_all(target.root + directory + "/" + name, ignored);
+    }
   }
-  error = "could not copy the agent's Python package into the target's /dev/shm, /tmp or /var/tmp";
+  error = "could not copy the agent's Python package into the target's /dev/shm, /tmp or /var/tmp" + tried;
   return std::nullopt;
 }
 
@@ -151,6 +221,7 @@ int run_attach(const AttachOptions& options) {
 
   const std::string socket = client->runtime_dir().socket();
   std::string package = HOTD_PYTHON_DIR "/hotd_agent";
+  std::optional<StagedPackage> staged;
   if (target->other_mount_namespace) {
     if (!visible_in_target(target->root, socket)) {
       std::cerr << "hotd attach: process " << options.pid << " runs in another mount namespace (a container?) "
@@ -159,12 +230,12 @@ int run_attach(const AttachOptions& options) {
       return kExitUsage;
     }
     if (!visible_in_target(target->root, package)) {
-      const auto staged = stage_package(target->root, package, error);
+      staged = stage_package(*target, package, error);
       if (!staged) {
         std::cerr << "hotd attach: " << error << " (process " << options.pid << ")\n";
         return kExitUsage;
       }
-      package = *staged;
+      package = staged->in_target;
     }
   }
 
@@ -174,6 +245,10 @@ int run_attach(const AttachOptions& options) {
   const auto report = injector::inject(options.pid, HOTD_AGENT_LIBRARY, "hotd_agent_start", config, inject_options);
   if (!report) {
     std::cerr << "hotd attach: " << report.error().message << "\n";
+    if (staged) {  // the agent never ran: nothing will import from it
+      std::error_code ignored;
+      std::filesystem::remove_all(staged->top, ignored);
+    }
     return kExitUsage;
   }
   if (report->start_result < 0) {

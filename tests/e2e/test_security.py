@@ -275,5 +275,61 @@ class BoundedReads(SecurityTestCase):
         self.assertIn("not reading %s: a directory" % directory, self.daemon_log())
 
 
+@unittest.skipUnless(can_switch_uid(), "needs root and setpriv to act as another uid")
+class OtherUsersTraps(HotdTestCase):
+    """Point 2: another uid prepares paths in shared directories before hotd uses them."""
+
+    def test_the_agent_package_staged_for_another_mount_namespace_is_nobody_elses(self):
+        # The target sees its own /tmp and not hotd's Python directory, so `hotd attach` stages the
+        # package in /dev/shm, which every uid shares. Before the fix it went to a name another uid could
+        # compute (a hash of the package) and reused what it found there.
+        shared = tempfile.mkdtemp(prefix="hotd-shared-", dir="/var/tmp")
+        self.addCleanup(shutil.rmtree, shared, True)
+        self.env["HOTD_RUNTIME_DIR"] = self.runtime = os.path.join(shared, "runtime")
+        script = os.path.join(shared, "target.py")
+        with open(script, "w") as out:
+            out.write(IDLE_TARGET)
+        package = os.path.join(os.path.dirname(__file__), "..", "..", "runtime", "python", "hotd_agent")
+        marker = os.path.join("/dev/shm", "hotd-trap-ran-%d" % os.getpid())
+        self.addCleanup(lambda: os.path.exists(marker) and os.unlink(marker))
+        trap = os.path.join("/dev/shm", "hotd-agent-%d-%x" % (os.geteuid(), package_hash(package)), "hotd_agent")
+        as_other_uid("mkdir", "-m", "0777", "-p", os.path.join(trap, "link"))
+        self.addCleanup(shutil.rmtree, os.path.dirname(trap), True)
+        trap_code = "open(%r, 'w').write('the other uid ran code in the target')\n" % marker
+        as_other_uid("sh", "-c", 'printf "%%s" "$0" > %s/link/__init__.py && chmod 0777 %s/link/__init__.py'
+                     % (trap, trap), trap_code)
+        staged_before = set(glob.glob("/dev/shm/hotd-agent-*"))
+        hotd_python = os.path.abspath(os.path.join(package, ".."))
+        target = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+             "mount -t tmpfs tmpfs %s && mount -t tmpfs tmpfs /tmp && exec %s %s" % (hotd_python, PYTHON, script)],
+            stdout=subprocess.PIPE, text=True)
+        self.processes.append(target)
+        target.out_file = target.err_file = None
+        self.addCleanup(target.stdout.close)
+        self.assertEqual(target.stdout.readline().strip(), "ready")
+        result = self.hotd("attach", str(target.pid), check=False)
+        staged = set(glob.glob("/dev/shm/hotd-agent-*")) - staged_before
+        for path in staged:
+            self.addCleanup(shutil.rmtree, path, True)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertFalse(os.path.exists(marker), "the trap ran in the target")
+        self.assertEqual(len(staged), 1)
+        made = os.lstat(staged.pop())
+        self.assertEqual((made.st_uid, stat.S_IMODE(made.st_mode)), (os.geteuid(), 0o700))
+
+
+def package_hash(package):
+    """The name hotd once gave the staged package: FNV-1a over each .py file's name, a NUL and its
+    content, in path order; what another uid computes to lay the trap."""
+    value = 1469598103934665603
+    for path in sorted(glob.glob(os.path.join(package, "*.py"))):
+        with open(path, "rb") as source:
+            data = os.path.basename(path).encode() + b"\0" + source.read()
+        for byte in data:
+            value = ((value ^ byte) * 1099511628211) % (1 << 64)
+    return value
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

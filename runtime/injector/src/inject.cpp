@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -77,7 +78,15 @@ std::string staged_name(const std::string& content, const std::string& ours) {
   return std::string("hotd-") + hex + "-" + basename_of(ours);
 }
 
+std::string mode_text(mode_t mode) {
+  char text[8];
+  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
+  return text;
+}
+
 // Returns the path the target must dlopen; sets `copy_to_remove` (our path to the copy) if staged.
+// The copy is written under a temporary name and renamed in a directory open_staging_dir trusts: in a
+// sticky directory nobody else can replace it between our rename and the target's dlopen.
 Result<std::string> stage_library(pid_t pid, const TargetInfo& info, const std::string& ours,
                                   const InjectOptions& options, std::string& copy_to_remove) {
   if (!info.other_mount_namespace) return ours;
@@ -98,28 +107,88 @@ Result<std::string> stage_library(pid_t pid, const TargetInfo& info, const std::
       tried += " " + dir + " (noexec)";
       continue;
     }
-    std::string final_path = host_dir + "/" + name;
-    std::string temporary = final_path + ".tmp" + std::to_string(getpid());
-    int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    auto trusted = open_staging_dir(pid, info.uid, dir);
+    if (!trusted) {
+      tried += " " + dir + " (" + trusted.error().message + ")";
+      continue;
+    }
+    const int dir_fd = *trusted;
+    std::string temporary = name + ".tmp" + std::to_string(getpid());
+    int fd = ::openat(dir_fd, temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
       tried += " " + dir + " (" + std::strerror(errno) + ")";
+      ::close(dir_fd);
       continue;
     }
     bool written = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
                    fchmod(fd, 0644) == 0;
     written = (::close(fd) == 0) && written;
-    if (!written || rename(temporary.c_str(), final_path.c_str()) != 0) {
+    if (!written || renameat(dir_fd, temporary.c_str(), dir_fd, name.c_str()) != 0) {
       tried += " " + dir + " (" + std::strerror(errno) + ")";
-      unlink(temporary.c_str());
+      unlinkat(dir_fd, temporary.c_str(), 0);
+      ::close(dir_fd);
       continue;
     }
-    copy_to_remove = final_path;
+    ::close(dir_fd);
+    copy_to_remove = host_dir + "/" + name;
     return dir + "/" + name;
   }
   return Error{InjectError::StagingFailed,
                pid_text(pid) + " is in another mount namespace and cannot see " + ours +
                    "; copying it into the target's filesystem failed:" + (tried.empty() ? " no staging directory exists" : tried)};
 }
+
+}  // namespace
+
+Result<int> open_staging_dir(pid_t pid, uid_t target_uid, const std::string& dir) {
+  if (dir.empty() || dir[0] != '/') return Error{InjectError::InvalidArgument, "not an absolute path: " + dir};
+  const auto untrusted = [&](const std::string& shown, const struct stat& st) -> std::optional<Error> {
+    if (st.st_uid != 0 && st.st_uid != geteuid() && st.st_uid != target_uid) {
+      return Error{InjectError::StagingFailed, shown + " belongs to uid " + std::to_string(st.st_uid)};
+    }
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0) {
+      return Error{InjectError::StagingFailed, shown + " is writable by others and not sticky (mode " +
+                                                   mode_text(st.st_mode) + ")"};
+    }
+    return std::nullopt;
+  };
+  const std::string root = in_target_root(pid, "");
+  int fd = ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return errno_error(InjectError::StagingFailed, "cannot open " + root, errno);
+  std::string reached;
+  std::istringstream parts(dir);
+  for (std::string part; ; ) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      const int error = errno;
+      ::close(fd);
+      return errno_error(InjectError::StagingFailed, "cannot inspect " + (reached.empty() ? "/" : reached), error);
+    }
+    if (auto bad = untrusted(reached.empty() ? "/" : reached, st)) {
+      ::close(fd);
+      return *bad;
+    }
+    do {
+      if (!std::getline(parts, part, '/')) return fd;
+    } while (part.empty() || part == ".");
+    reached += "/" + part;
+    if (part == "..") {
+      ::close(fd);
+      return Error{InjectError::InvalidArgument, "a staging directory may not contain ..: " + dir};
+    }
+    const int next = ::openat(fd, part.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    const int error = errno;
+    ::close(fd);
+    if (next < 0) {
+      const bool not_directory = error == ENOTDIR || error == ELOOP;
+      return errno_error(InjectError::StagingFailed, reached + (not_directory ? " is a symlink or not a directory" : ""),
+                         error);
+    }
+    fd = next;
+  }
+}
+
+namespace {
 
 // ---- Safe points. ----
 

@@ -119,4 +119,11 @@ Result<TargetInfo> inspect_target(pid_t pid);
 Result<InjectReport> inject(pid_t pid, const std::string& library_path, const std::string& function,
                             const std::string& argument, const InjectOptions& options = {});
 
+// Opens `dir` (a path as the target sees it) of the target's file system where nobody but root, us
+// and `target_uid` can change it: every component from the target's root down is a directory, not a
+// symlink, owned by one of them, and one that others may write is sticky (/tmp, /dev/shm), so that
+// nobody else can rename, replace or remove what we make in it. Returns an O_PATH descriptor for the
+// *at calls (the caller closes it), or StagingFailed naming the component that is not safe.
+Result<int> open_staging_dir(pid_t pid, uid_t target_uid, const std::string& dir);
+
 }  // namespace hotd::injector
