@@ -5,9 +5,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 
 namespace hotd::server {
 
@@ -17,8 +20,103 @@ std::string runtime_dir_path() {
   return "/tmp/hotd-" + std::to_string(geteuid());
 }
 
+namespace {
+
+bool trusted_owner(uid_t uid) { return uid == 0 || uid == geteuid(); }
+
+std::deque<std::string> components(const std::string& path) {
+  std::deque<std::string> parts;
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    const std::size_t end = std::min(path.find('/', start), path.size());
+    if (end > start) parts.emplace_back(path, start, end - start);
+    start = end + 1;
+  }
+  return parts;
+}
+
+// Follows `path` one component at a time, as the kernel does, and checks that nobody but us and root
+// can change where it leads: every symlink followed and every directory passed on the way belongs to
+// one of us, and such a directory that others may write is sticky (nobody else can rename or replace
+// what we keep in it). Returns the path without symlinks, "." or ".."; its last component (the runtime
+// directory) may not exist yet, and is checked by the caller.
+std::optional<std::string> resolve_trusted(const std::string& path, std::string& error) {
+  std::deque<std::string> pending = components(path);
+  if (path.empty() || path[0] != '/') {
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) {
+      error = std::string("cannot resolve ") + path + ": " + std::strerror(errno);
+      return std::nullopt;
+    }
+    const auto base = components(cwd);
+    pending.insert(pending.begin(), base.begin(), base.end());
+  }
+  std::string resolved;  // "" is the root
+  int links = 0;
+  const auto passed = [&](const std::string& directory, const struct stat& info) -> bool {
+    const std::string shown = directory.empty() ? "/" : directory;
+    if (!trusted_owner(info.st_uid)) {
+      error = "the runtime directory " + path + " is inside " + shown + ", which belongs to uid " +
+              std::to_string(info.st_uid) + ": its owner could move the runtime directory away and put theirs there";
+      return false;
+    }
+    if ((info.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (info.st_mode & S_ISVTX) == 0) {
+      error = "the runtime directory " + path + " is inside " + shown +
+              ", which others may write and is not sticky: they could replace the runtime directory";
+      return false;
+    }
+    return true;
+  };
+  struct stat info {};
+  if (lstat("/", &info) != 0 || !passed("", info)) return std::nullopt;
+  while (!pending.empty()) {
+    const std::string part = pending.front();
+    pending.pop_front();
+    if (part == ".") continue;
+    if (part == "..") {
+      resolved.erase(resolved.rfind('/') == std::string::npos ? 0 : resolved.rfind('/'));
+      continue;
+    }
+    const std::string next = resolved + "/" + part;
+    if (lstat(next.c_str(), &info) != 0) {
+      if (errno == ENOENT && pending.empty()) return next;  // the runtime directory, to be created
+      error = "cannot inspect " + next + ": " + std::strerror(errno);
+      return std::nullopt;
+    }
+    if (S_ISLNK(info.st_mode)) {
+      if (!trusted_owner(info.st_uid)) {
+        error = "the runtime directory " + path + " goes through the symlink " + next + " of uid " +
+                std::to_string(info.st_uid) + ", who could point it elsewhere: refusing it";
+        return std::nullopt;
+      }
+      char target[PATH_MAX];
+      const ssize_t size = readlink(next.c_str(), target, sizeof target - 1);
+      if (size < 0 || ++links > 40) {
+        error = "cannot resolve " + next + ": " + std::strerror(size < 0 ? errno : ELOOP);
+        return std::nullopt;
+      }
+      const std::string link(target, static_cast<std::size_t>(size));
+      if (link.starts_with('/')) resolved.clear();
+      const auto parts = components(link);
+      pending.insert(pending.begin(), parts.begin(), parts.end());
+      continue;
+    }
+    if (!S_ISDIR(info.st_mode)) {
+      error = next + " is not a directory (a file is in the way); remove it or set HOTD_RUNTIME_DIR";
+      return std::nullopt;
+    }
+    if (!pending.empty() && !passed(next, info)) return std::nullopt;
+    resolved = next;
+  }
+  return resolved.empty() ? "/" : resolved;
+}
+
+}  // namespace
+
 std::optional<RuntimeDir> prepare_runtime_dir(std::string& error) {
-  RuntimeDir dir{runtime_dir_path()};
+  const auto resolved = resolve_trusted(runtime_dir_path(), error);
+  if (!resolved) return std::nullopt;
+  RuntimeDir dir{*resolved};
   if (mkdir(dir.path.c_str(), 0700) != 0 && errno != EEXIST) {
     error = "cannot create the runtime directory " + dir.path + ": " + std::strerror(errno) +
             " (set HOTD_RUNTIME_DIR to a writable place)";

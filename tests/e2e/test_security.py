@@ -277,7 +277,29 @@ class BoundedReads(SecurityTestCase):
 
 @unittest.skipUnless(can_switch_uid(), "needs root and setpriv to act as another uid")
 class OtherUsersTraps(HotdTestCase):
-    """Point 2: another uid prepares paths in shared directories before hotd uses them."""
+    """Points 2 and 12: another uid prepares paths in shared directories before hotd uses them."""
+
+    def test_a_runtime_dir_through_another_uids_symlink_is_refused(self):
+        ours = os.path.join(self.work, "ours")
+        os.mkdir(ours, 0o700)
+        link = os.path.join(tempfile.gettempdir(), "hotd-trap-%d" % os.getpid())
+        as_other_uid("ln", "-s", ours, link)
+        self.addCleanup(os.unlink, link)
+        for given in (link + "/", link):  # the slash made lstat follow the link
+            self.env["HOTD_RUNTIME_DIR"] = given
+            result = self.hotd("serve", "--quiet", check=False)
+            self.assertEqual(result.returncode, 2, given)
+            self.assertIn("goes through the symlink %s of uid %d" % (link, OTHER_UID), result.stderr)
+        self.assertFalse(os.path.exists(os.path.join(ours, "daemon.sock")))
+
+    def test_a_runtime_dir_inside_another_uids_directory_is_refused(self):
+        theirs = os.path.join(tempfile.gettempdir(), "hotd-trap-dir-%d" % os.getpid())
+        as_other_uid("mkdir", "-m", "0777", theirs)
+        self.addCleanup(shutil.rmtree, theirs, True)
+        self.env["HOTD_RUNTIME_DIR"] = os.path.join(theirs, "runtime")
+        result = self.hotd("serve", "--quiet", check=False)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("inside %s, which belongs to uid %d" % (theirs, OTHER_UID), result.stderr)
 
     def test_the_agent_package_staged_for_another_mount_namespace_is_nobody_elses(self):
         # The target sees its own /tmp and not hotd's Python directory, so `hotd attach` stages the
