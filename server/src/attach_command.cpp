@@ -117,16 +117,15 @@ bool write_all(int fd, const std::string& content) {
   return true;
 }
 
-// Copies the package's .py files into a new directory `name`/hotd_agent under `parent_fd`, owner-only
-// and owned by `owner` (the target's user, who must read it). False with `error` set, and whatever was
-// made left for the caller to remove.
+// Copies the package's .py files into `name`/hotd_agent, `name` being the directory just made under
+// `parent_fd`, owner-only. False with `error` set, and whatever was made left for the caller to remove.
+// (The target has our uid: a target of another uid could not reach the daemon's 0700 runtime directory.)
 bool copy_package(int parent_fd, const std::string& name, const std::vector<std::filesystem::path>& files,
-                  uid_t owner, std::string& error) {
+                  std::string& error) {
   const auto failed = [&](const std::string& what) {
     error = what + ": " + std::strerror(errno);
     return false;
   };
-  if (::mkdirat(parent_fd, name.c_str(), 0700) != 0) return failed("mkdir " + name);
   const Descriptor top{::openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)};
   struct stat made {};
   if (top.fd < 0 || ::fstat(top.fd, &made) != 0) return failed("open " + name);
@@ -144,11 +143,6 @@ bool copy_package(int parent_fd, const std::string& name, const std::vector<std:
     const Descriptor out{
         ::openat(package.fd, leaf.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)};
     if (out.fd < 0 || !in || !write_all(out.fd, content)) return failed("copy " + leaf);
-    if (owner != ::geteuid() && ::fchown(out.fd, owner, static_cast<gid_t>(-1)) != 0) return failed("chown " + leaf);
-  }
-  if (owner != ::geteuid() && (::fchown(package.fd, owner, static_cast<gid_t>(-1)) != 0 ||
-                               ::fchown(top.fd, owner, static_cast<gid_t>(-1)) != 0)) {
-    return failed("chown " + name);
   }
   return true;
 }
@@ -160,9 +154,9 @@ struct StagedPackage {
 
 // The agent's Python package, copied where a target in another mount namespace sees it (the injector
 // stages the native library likewise). Nobody else may have written a file the target imports from
-// it: the directory is made fresh under an unpredictable name, mode 0700 and owned by the target's
-// user, in a staging directory nobody else controls (injector::open_staging_dir); an existing one is
-// never reused. It stays while the target may import from it (the reloader is imported on first use).
+// it: the directory is made fresh under an unpredictable name, mode 0700, in a staging directory
+// nobody else controls (injector::open_staging_dir); an existing one is never reused. It stays while
+// the target may import from it (the reloader is imported on first use).
 std::optional<StagedPackage> stage_package(const injector::TargetInfo& target, const std::string& package,
                                            std::string& error) {
   std::vector<std::filesystem::path> files;
@@ -178,15 +172,18 @@ std::optional<StagedPackage> stage_package(const injector::TargetInfo& target, c
     }
     const Descriptor parent_fd{*parent};
     const std::string name = unpredictable_name();
-    std::string why = "no random name: " + std::string(std::strerror(errno));
-    if (!name.empty() && copy_package(parent_fd.fd, name, files, target.uid, why)) {
+    // mkdirat fails when the name exists: what we fill and may remove is only ever ours.
+    if (name.empty() || ::mkdirat(parent_fd.fd, name.c_str(), 0700) != 0) {
+      tried += "; " + directory + ": " + (name.empty() ? "no random name: " : "mkdir: ") + std::strerror(errno);
+      continue;
+    }
+    std::string why;
+    if (copy_package(parent_fd.fd, name, files, why)) {
       return StagedPackage{directory + "/" + name + "/hotd_agent", target.root + directory + "/" + name};
     }
     tried += "; " + directory + ": " + why;
-    if (!name.empty()) {
-      std::error_code ignored;
-      std::filesystem::remove_all(target.root + directory + "/" + name, ignored);
-    }
+    std::error_code ignored;
+    std::filesystem::remove_all(target.root + directory + "/" + name, ignored);
   }
   error = "could not copy the agent's Python package into the target's /dev/shm, /tmp or /var/tmp" + tried;
   return std::nullopt;

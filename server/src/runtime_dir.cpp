@@ -80,7 +80,8 @@ std::optional<std::string> resolve_trusted(const std::string& path, std::string&
     const std::string next = resolved + "/" + part;
     if (lstat(next.c_str(), &info) != 0) {
       if (errno == ENOENT && pending.empty()) return next;  // the runtime directory, to be created
-      error = "cannot inspect " + next + ": " + std::strerror(errno);
+      error = "cannot create the runtime directory " + path + ": " + next + ": " + std::strerror(errno) +
+              " (set HOTD_RUNTIME_DIR to a writable place)";
       return std::nullopt;
     }
     if (S_ISLNK(info.st_mode)) {
