@@ -842,12 +842,18 @@ void Daemon::synced(const std::shared_ptr<Connection>& connection, const Connect
   });
 }
 
-// The modules of an `agent/register` or `agent/imported`, with the editor's paths.
+// The modules of an `agent/register` or `agent/imported`, with the editor's paths. A text over the
+// agent's own cap is not taken (it sends none that large): it would cost the daemon a parse of any size.
 std::vector<LoadedModule> Daemon::loaded_modules(const Connection& connection, const json& params) {
   std::vector<LoadedModule> modules;
   for (const json& module : params.value("modules", json::array())) {
     std::optional<std::string> source;
     if (module.contains("source")) source = module["source"].get<std::string>();
+    if (source && source->size() > kMaxSourceBytes) {
+      log_line("not taking the text of " + module.value("file", "") + " that process " +
+               std::to_string(connection.agent_pid) + " reported: larger than 8 MiB");
+      source.reset();
+    }
     parser::RunningDrift drift;
     for (const json& name : module.value("differs", json::array())) drift.differs.insert(name.get<std::string>());
     for (const json& name : module.value("missing", json::array())) drift.missing.insert(name.get<std::string>());

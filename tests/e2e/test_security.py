@@ -237,10 +237,14 @@ class BoundedReads(SecurityTestCase):
         self.assertEqual(result.returncode, 2)
         self.assertIn("cannot read '/dev/zero': a device", result.stderr)
 
-    def test_a_module_over_8_mib_is_neither_read_nor_saved(self):
+    def test_a_module_over_8_mib_is_neither_read_nor_taken_nor_saved(self):
         big = self.big_module()
         self.register(self.unix_agent(), registration(modules=[module(big)]))
         self.assertIn("not reading %s: larger than 8 MiB" % big, self.daemon_log())
+        with open(big) as text:  # an agent sends none so large: the daemon would parse any size
+            self.register(self.unix_agent(), registration(modules=[module(big, text.read())]))
+        self.assertIn("not taking the text of %s that process %d reported: larger than 8 MiB" % (big, os.getpid()),
+                      self.daemon_log())
         result = self.hotd("patch", big, check=False)
         self.assertEqual(result.returncode, 2)
         self.assertIn("larger than 8 MiB", result.stderr)
