@@ -7,6 +7,8 @@
 
 #include <cerrno>
 #include <chrono>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -94,11 +96,14 @@ struct Descriptor {
   }
 };
 
-// A name nobody can guess, so nobody can have made it first.
-std::string unpredictable_name() {
+constexpr std::string_view kPackagePrefix = "hotd-agent-";
+
+// A name nobody can guess, so nobody can have made it first; it starts with the pid of the target it
+// is made for, so that a later attach can remove it once that process is gone.
+std::string unpredictable_name(int pid) {
   unsigned char bytes[12];
   if (::getrandom(bytes, sizeof bytes, 0) != static_cast<ssize_t>(sizeof bytes)) return {};
-  std::string name = "hotd-agent-";
+  std::string name = std::string(kPackagePrefix) + std::to_string(pid) + "-";
   for (const unsigned char byte : bytes) {
     static const char digits[] = "0123456789abcdef";
     name += digits[byte >> 4];
@@ -147,6 +152,26 @@ bool copy_package(int parent_fd, const std::string& name, const std::vector<std:
   return true;
 }
 
+// Packages staged in `directory` (as we reach it) for processes that have exited: only directories of
+// ours, 0700, named as unpredictable_name names them.
+void remove_packages_of_exited_processes(const std::filesystem::path& directory) {
+  std::error_code failed;
+  for (const auto& entry : std::filesystem::directory_iterator(directory, failed)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.starts_with(kPackagePrefix)) continue;
+    const char* digits = name.c_str() + kPackagePrefix.size();
+    char* end = nullptr;
+    const long pid = std::strtol(digits, &end, 10);
+    struct stat info {};
+    if (end == digits || *end != '-' || pid <= 0 || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH ||
+        ::lstat(entry.path().c_str(), &info) != 0 || !S_ISDIR(info.st_mode) || info.st_uid != ::geteuid() ||
+        (info.st_mode & 077) != 0) {
+      continue;
+    }
+    std::filesystem::remove_all(entry.path(), failed);
+  }
+}
+
 struct StagedPackage {
   std::string in_target;     // the package directory as the target sees it
   std::filesystem::path top; // the directory made for it, as we reach it (to remove it)
@@ -156,7 +181,8 @@ struct StagedPackage {
 // stages the native library likewise). Nobody else may have written a file the target imports from
 // it: the directory is made fresh under an unpredictable name, mode 0700, in a staging directory
 // nobody else controls (injector::open_staging_dir); an existing one is never reused. It stays while
-// the target may import from it (the reloader is imported on first use).
+// the target may import from it (the reloader is imported on first use), and goes at a later attach
+// once the target has exited.
 std::optional<StagedPackage> stage_package(const injector::TargetInfo& target, const std::string& package,
                                            std::string& error) {
   std::vector<std::filesystem::path> files;
@@ -171,7 +197,8 @@ std::optional<StagedPackage> stage_package(const injector::TargetInfo& target, c
       continue;
     }
     const Descriptor parent_fd{*parent};
-    const std::string name = unpredictable_name();
+    remove_packages_of_exited_processes(target.root + directory);
+    const std::string name = unpredictable_name(target.pid);
     // mkdirat fails when the name exists: what we fill and may remove is only ever ours.
     if (name.empty() || ::mkdirat(parent_fd.fd, name.c_str(), 0700) != 0) {
       tried += "; " + directory + ": " + (name.empty() ? "no random name: " : "mkdir: ") + std::strerror(errno);

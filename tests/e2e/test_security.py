@@ -324,25 +324,36 @@ class OtherUsersTraps(HotdTestCase):
         trap_code = "open(%r, 'w').write('the other uid ran code in the target')\n" % marker
         as_other_uid("sh", "-c", 'printf "%%s" "$0" > %s/link/__init__.py && chmod 0777 %s/link/__init__.py'
                      % (trap, trap), trap_code)
-        staged_before = set(glob.glob("/dev/shm/hotd-agent-*"))
         hotd_python = os.path.abspath(os.path.join(package, ".."))
-        target = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-             "mount -t tmpfs tmpfs %s && mount -t tmpfs tmpfs /tmp && exec %s %s" % (hotd_python, PYTHON, script)],
-            stdout=subprocess.PIPE, text=True)
-        self.processes.append(target)
-        target.out_file = target.err_file = None
-        self.addCleanup(target.stdout.close)
-        self.assertEqual(target.stdout.readline().strip(), "ready")
-        result = self.hotd("attach", str(target.pid), check=False)
-        staged = set(glob.glob("/dev/shm/hotd-agent-*")) - staged_before
-        for path in staged:
-            self.addCleanup(shutil.rmtree, path, True)
-        self.assertEqual(result.returncode, 0, result.stderr)
+
+        def attach_new_target():
+            """The directory staged for a new target in its own mount namespace, after attaching."""
+            target = subprocess.Popen(
+                ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                 "mount -t tmpfs tmpfs %s && mount -t tmpfs tmpfs /tmp && exec %s %s" % (hotd_python, PYTHON, script)],
+                stdout=subprocess.PIPE, text=True)
+            self.processes.append(target)
+            target.out_file = target.err_file = None
+            self.addCleanup(target.stdout.close)
+            self.assertEqual(target.stdout.readline().strip(), "ready")
+            staged_before = set(glob.glob("/dev/shm/hotd-agent-%d-*" % target.pid))
+            result = self.hotd("attach", str(target.pid), check=False)
+            staged = set(glob.glob("/dev/shm/hotd-agent-%d-*" % target.pid)) - staged_before
+            for path in staged:
+                self.addCleanup(shutil.rmtree, path, True)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertEqual(len(staged), 1)
+            return target, staged.pop()
+
+        target, staged = attach_new_target()
         self.assertFalse(os.path.exists(marker), "the trap ran in the target")
-        self.assertEqual(len(staged), 1)
-        made = os.lstat(staged.pop())
+        made = os.lstat(staged)
         self.assertEqual((made.st_uid, stat.S_IMODE(made.st_mode)), (os.geteuid(), 0o700))
+        # Each attach stages its own copy; the next one removes those of processes that have exited.
+        target.kill()
+        target.wait()
+        attach_new_target()
+        self.assertFalse(os.path.exists(staged))
 
 
 def package_hash(package):
