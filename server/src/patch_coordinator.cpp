@@ -164,7 +164,7 @@ PatchCoordinator::LoadOutcome PatchCoordinator::modules_loaded(AgentId id, const
       const std::uint64_t save = awaited->second;  // the newest save: it brings the file up to date
       agent.awaiting_import.erase(awaited);
       send_or_queue(key, save, {id}, outcome.dispatches, outcome.completed);
-    } else if ((on_disk && *on_disk != *running) || !file.drift.empty()) {
+    } else if (!agent.info.remote && ((on_disk && *on_disk != *running) || !file.drift.empty())) {
       outcome.changed_on_disk.push_back(module.file);
     }
   }

@@ -131,13 +131,14 @@ class RemoteAgentsReadNoFiles(SecurityTestCase):
         for message in messages:
             self.assertNotIn(SECRET, json.dumps(message))
 
-    def test_files_claimed_with_an_empty_text_are_not_caught_up_from_the_disk(self):
-        rogue = self.tcp_agent()
-        before = self.register(rogue, registration(4242, [module(self.settings, ""), module(self.creds, "")],
-                                                   [self.project]))
-        received = before + self.sent_until_now(rogue)
-        self.assert_nothing_disclosed(received)
-        self.assertEqual([m.get("method") for m in received], [])
+    def test_files_claimed_with_an_empty_text_or_a_drift_are_not_caught_up_from_the_disk(self):
+        drifting = dict(module(self.settings, "PASSWORD = None\n"), differs=["PASSWORD"])  # "update it from disk"
+        for claimed in ([module(self.settings, ""), module(self.creds, "")], [drifting]):
+            rogue = self.tcp_agent()
+            received = self.register(rogue, registration(4242, claimed, [self.project]))
+            received += self.sent_until_now(rogue)
+            self.assert_nothing_disclosed(received)
+            self.assertEqual([m.get("method") for m in received], [])
 
     def test_a_catch_up_goes_to_the_local_process_that_missed_it_and_nobody_else(self):
         rogue = self.tcp_agent()
