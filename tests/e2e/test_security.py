@@ -320,6 +320,10 @@ class OtherUsersTraps(HotdTestCase):
         marker = os.path.join("/dev/shm", "hotd-trap-ran-%d" % os.getpid())
         self.addCleanup(lambda: os.path.exists(marker) and os.unlink(marker))
         trap = os.path.join("/dev/shm", "hotd-agent-%d-%x" % (os.geteuid(), package_hash(package)), "hotd_agent")
+        if os.path.lexists(os.path.dirname(trap)):  # left by an earlier hotd: put back afterwards
+            aside = os.path.dirname(trap) + ".aside-%d" % os.getpid()
+            os.rename(os.path.dirname(trap), aside)
+            self.addCleanup(os.rename, aside, os.path.dirname(trap))
         as_other_uid("mkdir", "-m", "0777", "-p", os.path.join(trap, "link"))
         self.addCleanup(shutil.rmtree, os.path.dirname(trap), True)
         trap_code = "open(%r, 'w').write('the other uid ran code in the target')\n" % marker
