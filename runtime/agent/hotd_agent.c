@@ -9,6 +9,7 @@
 // The CPython C API is resolved at run time (dlsym), never linked: one binary serves Python 3.8 to
 // 3.13, and Debian's python3, which has libpython inside the executable, is not given a second copy.
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/un.h>
@@ -30,6 +33,7 @@
 #include <unistd.h>
 
 #include "agent_frame.h"
+#include "agent_handshake.h"
 
 #define HOTD_EXPORT __attribute__((visibility("default")))
 
@@ -216,7 +220,8 @@ static int send_framed(int fd, const char* body, size_t size) {
 #define MAX_TOKEN_BYTES 128
 
 // The token from `path`: the "token" of the daemon's web.json, or the whole file stripped of
-// whitespace. Hex digits only (it goes into a header). Returns 0, or -1 with nothing usable.
+// whitespace. Hex digits only, lowercased as the daemon writes them (the key of the handshake's
+// proofs). Returns 0, or -1 with nothing usable.
 static int read_token(const char* path, char token[MAX_TOKEN_BYTES + 1]) {
   char text[4096];
   FILE* file = fopen(path, "re");
@@ -235,28 +240,35 @@ static int read_token(const char* path, char token[MAX_TOKEN_BYTES + 1]) {
   start += strspn(start, " \t\r\n");
   const size_t length = strspn(start, "0123456789abcdefABCDEF");
   if (length == 0 || length > MAX_TOKEN_BYTES) return -1;
-  memcpy(token, start, length);
+  for (size_t i = 0; i < length; ++i) token[i] = (char)tolower((unsigned char)start[i]);
   token[length] = '\0';
   return 0;
 }
 
-// Waits for `events` on `fd` for at most TCP_TIMEOUT_MS. Returns 0 when ready, -1 otherwise.
-static int wait_fd(int fd, short events) {
+static long monotonic_ms(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+// Waits for `events` on `fd` until `deadline` (monotonic_ms). Returns 0 when ready, -1 otherwise.
+static int wait_fd(int fd, short events, long deadline) {
   struct pollfd waiter = {.fd = fd, .events = events};
   int ready;
-  while ((ready = poll(&waiter, 1, TCP_TIMEOUT_MS)) < 0 && errno == EINTR) {
+  while ((ready = poll(&waiter, 1, (int)(deadline > monotonic_ms() ? deadline - monotonic_ms() : 0))) < 0 &&
+         errno == EINTR) {
   }
   return ready == 1 && !(waiter.revents & POLLNVAL) ? 0 : -1;
 }
 
-static int connect_address(const struct addrinfo* address) {
+static int connect_address(const struct addrinfo* address, long deadline) {
   const int fd = socket(address->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return -1;
   int error = 0;
   socklen_t size = sizeof error;
   if (connect(fd, address->ai_addr, address->ai_addrlen) != 0 &&
-      (errno != EINPROGRESS || wait_fd(fd, POLLOUT) != 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size) != 0 ||
-       error != 0)) {
+      (errno != EINPROGRESS || wait_fd(fd, POLLOUT, deadline) != 0 ||
+       getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size) != 0 || error != 0)) {
     close(fd);
     return -1;
   }
@@ -270,16 +282,42 @@ static int connect_address(const struct addrinfo* address) {
 // Reports a refusal once per kind, so that a wrong token is visible without flooding stderr on
 // every retry.
 static void report_refusal(const char* endpoint, const char* reason) {
-  static char last[160];
-  char message[160];
+  static char last[256];
+  char message[256];
   snprintf(message, sizeof message, "%s: %s", endpoint, reason);
   if (strcmp(message, last) == 0) return;
   snprintf(last, sizeof last, "%s", message);
   fprintf(stderr, "hotd: cannot connect to the daemon at %s; retrying\n", message);
 }
 
-// Connects to `tcp=HOST:PORT` and upgrades the stream with the token (web_server.cpp's `/agent`):
-// from then on it carries the same LSP base framing as the Unix socket.
+static int make_nonce(char nonce[HOTD_NONCE_HEX + 1]) {
+  unsigned char bytes[HOTD_NONCE_HEX / 2];
+  for (size_t filled = 0; filled < sizeof bytes;) {
+    const ssize_t got = getrandom(bytes + filled, sizeof bytes - filled, 0);
+    if (got < 0 && errno != EINTR) return -1;
+    if (got > 0) filled += (size_t)got;
+  }
+  for (size_t i = 0; i < sizeof bytes; ++i) snprintf(nonce + 2 * i, 3, "%02x", bytes[i]);
+  return 0;
+}
+
+// The value of header `name` (any case) in the NUL-terminated response `head`, when it is a nonce
+// or a proof; NULL otherwise. Points into `head`.
+static const char* handshake_header(const char* head, const char* name) {
+  const size_t name_length = strlen(name);
+  for (const char* line = strstr(head, "\r\n"); line && line[2] != '\r'; line = strstr(line + 2, "\r\n")) {
+    const char* field = line + 2;
+    if (strncasecmp(field, name, name_length) != 0 || field[name_length] != ':') continue;
+    const char* value = field + name_length + 1;
+    value += strspn(value, " \t");
+    return hotd_handshake_is_hex(value, strcspn(value, "\r")) ? value : NULL;
+  }
+  return NULL;
+}
+
+// Connects to `tcp=HOST:PORT` and upgrades the stream to `/agent` (web_server.cpp): the daemon must
+// prove it holds the token before the agent answers with its own proof (agent_handshake.h); the
+// token itself never travels. From then on the stream carries the LSP base framing of the Unix socket.
 static int connect_tcp(struct agent* agent) {
   char host[256];
   const char* colon = strrchr(agent->tcp_address, ':');
@@ -297,35 +335,60 @@ static int connect_tcp(struct agent* agent) {
     report_refusal(agent->tcp_address, "no token in token_file");
     return -1;
   }
+  char agent_nonce[HOTD_NONCE_HEX + 1];
+  if (make_nonce(agent_nonce) != 0) return -1;
+  const long deadline = monotonic_ms() + TCP_TIMEOUT_MS;
   struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *addresses = NULL;
   if (getaddrinfo(host, colon + 1, &hints, &addresses) != 0) return -1;
   int fd = -1;
   for (const struct addrinfo* address = addresses; address && fd < 0; address = address->ai_next) {
-    fd = connect_address(address);
+    fd = connect_address(address, deadline);
   }
   freeaddrinfo(addresses);
   if (fd < 0) return -1;
   char request[512];
   const int size = snprintf(request, sizeof request,
-                            "GET /agent HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
-                            "Connection: Upgrade\r\nUpgrade: hotd-agent\r\n\r\n",
-                            agent->tcp_address, token);
+                            "GET /agent HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: hotd-agent\r\n"
+                            HOTD_AGENT_NONCE_HEADER ": %s\r\n\r\n",
+                            agent->tcp_address, agent_nonce);
   // Byte by byte up to the blank line: nothing after it may be consumed here, it is the daemon's.
-  char response[1024];
+  char response[2048];
   size_t received = 0;
   if (size < (int)sizeof request && write_all(fd, request, (size_t)size) == 0) {
-    while (received < sizeof response - 1 && wait_fd(fd, POLLIN) == 0 && recv(fd, response + received, 1, 0) == 1) {
+    while (received < sizeof response - 1 && wait_fd(fd, POLLIN, deadline) == 0 &&
+           recv(fd, response + received, 1, 0) == 1) {
       ++received;
       response[received] = '\0';
       if (received >= 4 && memcmp(response + received - 4, "\r\n\r\n", 4) == 0) break;
     }
   }
   response[received] = '\0';
-  if (strncmp(response, "HTTP/1.1 101 ", 13) == 0) return fd;
-  const char* line_end = strstr(response, "\r\n");
+  const char* reason = NULL;
   char status[64];
-  snprintf(status, sizeof status, "%.*s", line_end ? (int)(line_end - response) : (int)received, response);
-  report_refusal(agent->tcp_address, received ? status : "it closed the connection");
+  if (received >= 13 && memcmp(response, "HTTP/1.1 101 ", 13) == 0) {
+    const char* daemon_nonce = handshake_header(response, HOTD_DAEMON_NONCE_HEADER);
+    const char* daemon_proof = handshake_header(response, HOTD_DAEMON_PROOF_HEADER);
+    char expected[HOTD_PROOF_HEX + 1];
+    if (daemon_nonce) hotd_handshake_proof(token, HOTD_PROOF_BY_DAEMON, agent_nonce, daemon_nonce, expected);
+    if (daemon_nonce && daemon_proof && hotd_handshake_equal(daemon_proof, expected, HOTD_PROOF_HEX)) {
+      char answer[sizeof HOTD_AGENT_PROOF_HEADER + HOTD_PROOF_HEX + 4];
+      char proof[HOTD_PROOF_HEX + 1];
+      hotd_handshake_proof(token, HOTD_PROOF_BY_AGENT, agent_nonce, daemon_nonce, proof);
+      snprintf(answer, sizeof answer, HOTD_AGENT_PROOF_HEADER ": %s\r\n", proof);
+      if (write_all(fd, answer, strlen(answer)) == 0) return fd;
+      reason = "it closed the connection";
+    } else {
+      reason = "it did not prove it holds the token of token_file (a daemon started since with a new token, "
+               "or not hotd's daemon); nothing was sent to it";
+    }
+  } else if (received) {
+    const char* line_end = strstr(response, "\r\n");
+    snprintf(status, sizeof status, "%.*s", line_end ? (int)(line_end - response) : (int)received, response);
+    reason = status;
+  } else {
+    reason = "it closed the connection";
+  }
+  report_refusal(agent->tcp_address, reason);
   close(fd);
   return -1;
 }

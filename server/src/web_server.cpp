@@ -2,13 +2,13 @@
 #include "web_server.hpp"
 
 #include <fcntl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <deque>
-#include <fstream>
 #include <set>
 
 #include <boost/asio.hpp>
@@ -16,6 +16,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include "agent_handshake.h"
 #include "hotd/protocol/framing.hpp"
 
 namespace hotd::server {
@@ -32,13 +33,18 @@ namespace {
 constexpr std::size_t kMaxQueuedBytes = 64 * 1024 * 1024;  // an editor that stops reading is dropped
 constexpr auto kRequestTimeout = std::chrono::seconds(10);  // to send the request (or upgrade) headers
 constexpr std::string_view kAgentUpgrade = "hotd-agent";
+// The agent's answer to the daemon's proof: "Hotd-Agent-Proof: <proof>\r\n".
+constexpr std::string_view kAgentProofPrefix = HOTD_AGENT_PROOF_HEADER ": ";
+constexpr std::size_t kAgentProofLineBytes = kAgentProofPrefix.size() + HOTD_PROOF_HEX + 2;
 
-std::string random_token(std::string& error) {
-  unsigned char bytes[32];
-  std::ifstream urandom("/dev/urandom", std::ios::binary);
-  if (!urandom.read(reinterpret_cast<char*>(bytes), sizeof bytes)) {
-    error = "cannot read /dev/urandom for the web token";
-    return {};
+// 32 random bytes as lowercase hex (the token, and the daemon's nonces); empty when the system
+// has no randomness to give.
+std::string random_hex() {
+  unsigned char bytes[HOTD_NONCE_HEX / 2];
+  for (std::size_t filled = 0; filled < sizeof bytes;) {
+    const ssize_t got = ::getrandom(bytes + filled, sizeof bytes - filled, 0);
+    if (got < 0 && errno != EINTR) return {};
+    if (got > 0) filled += static_cast<std::size_t>(got);
   }
   std::string hex;
   for (const unsigned char byte : bytes) {
@@ -282,6 +288,7 @@ class HttpRequest : public std::enable_shared_from_this<HttpRequest> {
       server_->host.log("http " + peer_ + ": refused a request from origin " + std::string(origin->value()));
       return respond(http::status::forbidden, "origin not allowed");
     }
+    if (path == "/agent") return challenge_agent(request);
     if (!authorized(request)) {
       server_->host.log("http " + peer_ + ": refused a request without the token");
       return respond(http::status::unauthorized, "the token of web.json is required");
@@ -297,12 +304,6 @@ class HttpRequest : public std::enable_shared_from_this<HttpRequest> {
       if (!websocket::is_upgrade(request)) return respond(http::status::upgrade_required, "a WebSocket upgrade");
       return std::make_shared<WebSocketEditor>(server_, std::move(slot_), std::move(stream_), peer_)->start(parser_.release());
     }
-    if (path == "/agent") {
-      if (!beast::iequals(request[http::field::upgrade], kAgentUpgrade)) {
-        return respond(http::status::upgrade_required, "an upgrade to " + std::string(kAgentUpgrade));
-      }
-      return upgrade_agent();
-    }
     respond(http::status::not_found, "no such path");
   }
 
@@ -312,22 +313,65 @@ class HttpRequest : public std::enable_shared_from_this<HttpRequest> {
     return same_token(query_parameter(request.target(), "token"), server_->token);
   }
 
-  // 101, then the socket leaves Beast: from here it carries LSP base frames, like the Unix socket.
-  void upgrade_agent() {
+  // `/agent`: the challenge-response of agent_handshake.h instead of the token, which an agent never
+  // sends (whoever listens on a port it connects to must not learn it). The daemon proves itself in
+  // the 101; the agent answers with its proof as the first line of the upgraded stream.
+  void challenge_agent(const http::request<http::empty_body>& request) {
+    if (request.method() != http::verb::get) return respond(http::status::method_not_allowed, "only GET");
+    const std::string_view agent_nonce = request[HOTD_AGENT_NONCE_HEADER];
+    if (!hotd_handshake_is_hex(agent_nonce.data(), agent_nonce.size())) {
+      server_->host.log("http " + peer_ + ": refused an agent without a nonce");
+      return respond(http::status::unauthorized, "an agent proves it holds the token of web.json with " HOTD_AGENT_NONCE_HEADER
+                                                 " (hotd run --connect); the token itself is never sent");
+    }
+    if (!beast::iequals(request[http::field::upgrade], kAgentUpgrade)) {
+      return respond(http::status::upgrade_required, "an upgrade to " + std::string(kAgentUpgrade));
+    }
+    const std::string daemon_nonce = random_hex();
+    if (daemon_nonce.empty()) return respond(http::status::service_unavailable, "no randomness for a nonce");
+    char daemon_proof[HOTD_PROOF_HEX + 1];
+    hotd_handshake_proof(server_->token.c_str(), HOTD_PROOF_BY_DAEMON, agent_nonce.data(), daemon_nonce.c_str(), daemon_proof);
+    char agent_proof[HOTD_PROOF_HEX + 1];
+    hotd_handshake_proof(server_->token.c_str(), HOTD_PROOF_BY_AGENT, agent_nonce.data(), daemon_nonce.c_str(), agent_proof);
+    expected_agent_proof_ = std::string(kAgentProofPrefix) + agent_proof + "\r\n";
     auto response = std::make_shared<http::response<http::empty_body>>(http::status::switching_protocols, 11);
     response->set(http::field::connection, "Upgrade");
     response->set(http::field::upgrade, kAgentUpgrade);
+    response->set(HOTD_DAEMON_NONCE_HEADER, daemon_nonce);
+    response->set(HOTD_DAEMON_PROOF_HEADER, daemon_proof);
     stream_.expires_after(kRequestTimeout);
     http::async_write(stream_, *response, [self = shared_from_this(), response](const beast::error_code& error, std::size_t) {
-      if (error) return;
-      self->stream_.expires_never();
-      auto& socket = self->stream_.socket();
-      boost::system::error_code ignored;
-      socket.set_option(asio::socket_base::keep_alive(true), ignored);  // a vanished peer is noticed
-      socket.set_option(tcp::no_delay(true), ignored);
-      const std::string buffered = beast::buffers_to_string(self->buffer_.data());
-      self->server_->host.adopt_agent(socket.release(), buffered, self->peer_);
+      if (!error) self->read_agent_proof();
     });
+  }
+
+  void read_agent_proof() {
+    stream_.async_read_some(buffer_.prepare(kAgentProofLineBytes), [self = shared_from_this()](const beast::error_code& error,
+                                                                                               std::size_t size) {
+      self->buffer_.commit(size);
+      const std::string_view received(static_cast<const char*>(self->buffer_.data().data()), self->buffer_.size());
+      const std::string_view& expected = self->expected_agent_proof_;
+      if (received.size() < expected.size() && !error) return self->read_agent_proof();
+      if (received.size() < expected.size() ||
+          !hotd_handshake_equal(received.data(), expected.data(), expected.size())) {
+        self->server_->host.log("http " + self->peer_ + ": refused an agent that did not prove it holds the token" +
+                                (received.empty() ? " (it closed the connection: another token?)" : ""));
+        return;  // the stream closes with this object
+      }
+      self->buffer_.consume(expected.size());
+      self->adopt_agent();
+    });
+  }
+
+  // Proven: the socket leaves Beast; from here it carries LSP base frames, like the Unix socket.
+  void adopt_agent() {
+    stream_.expires_never();
+    auto& socket = stream_.socket();
+    boost::system::error_code ignored;
+    socket.set_option(asio::socket_base::keep_alive(true), ignored);  // a vanished peer is noticed
+    socket.set_option(tcp::no_delay(true), ignored);
+    const std::string buffered = beast::buffers_to_string(buffer_.data());
+    server_->host.adopt_agent(socket.release(), buffered, peer_);
   }
 
   void respond(http::status status, std::string body, const char* content_type = "text/plain") {
@@ -353,6 +397,7 @@ class HttpRequest : public std::enable_shared_from_this<HttpRequest> {
   std::string peer_;
   beast::flat_buffer buffer_;
   http::request_parser<http::empty_body> parser_;
+  std::string expected_agent_proof_;  // the line an agent must send after the 101
 };
 
 }  // namespace
@@ -414,8 +459,11 @@ bool is_loopback_address(const std::string& address) {
 std::unique_ptr<WebServer> WebServer::start(asio::io_context& io, WebHost& host, const WebOptions& options,
                                             std::string& error) {
   auto impl = std::make_shared<Impl>(io, host, options);
-  impl->token = random_token(error);
-  if (impl->token.empty()) return nullptr;
+  impl->token = random_hex();
+  if (impl->token.empty()) {
+    error = "the system gave no random bytes for the web token";
+    return nullptr;
+  }
   json listen = json::array();
   std::vector<std::pair<std::string, bool>> endpoints = {{options.address + ":0", false}};
   for (const std::string& endpoint : options.agent_listen) endpoints.emplace_back(endpoint, true);
