@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <deque>
+#include <map>
 #include <set>
 
 #include <boost/asio.hpp>
@@ -33,6 +34,8 @@ namespace {
 constexpr std::size_t kMaxQueuedBytes = 64 * 1024 * 1024;  // an editor that stops reading is dropped
 constexpr auto kRequestTimeout = std::chrono::seconds(10);  // to send the request (or upgrade) headers
 constexpr std::string_view kAgentUpgrade = "hotd-agent";
+constexpr auto kRefusalSummaryPeriod = std::chrono::seconds(10);
+constexpr std::size_t kMaxLoggedFieldBytes = 128;
 // The agent's answer to the daemon's proof: "Hotd-Agent-Proof: <proof>\r\n".
 constexpr std::string_view kAgentProofPrefix = HOTD_AGENT_PROOF_HEADER ": ";
 constexpr std::size_t kAgentProofLineBytes = kAgentProofPrefix.size() + HOTD_PROOF_HEX + 2;
@@ -96,6 +99,82 @@ std::string_view query_parameter(std::string_view target, std::string_view name)
   return {};
 }
 
+// A field a peer chose (an Origin), as the log may show it: printable, and cut.
+std::string loggable(std::string_view field) {
+  std::string text;
+  for (const char c : field.substr(0, kMaxLoggedFieldBytes)) text += c >= 0x20 && c < 0x7f ? c : '?';
+  if (field.size() > kMaxLoggedFieldBytes) text += "... (" + std::to_string(field.size()) + " bytes)";
+  return text;
+}
+
+// Refusals of peers that have not proved the token, logged in aggregate so that a flood of them
+// cannot fill the disk: the first of each kind in an episode in full, then one line per
+// kRefusalSummaryPeriod with the rest counted by kind; a period without any ends the episode.
+class RefusalLog {
+ public:
+  RefusalLog(asio::io_context& io, WebHost& host) : host_(host), timer_(io) {}
+
+  // `kind` says what was refused in the summaries ("from a foreign Origin"); `line` is the full
+  // line for the first of its kind.
+  void refused(const std::string& kind, const std::string& line) {
+    if (stopped_) return;
+    refused_in_period_ = true;
+    const auto [count, first] = counts_.try_emplace(kind, 0);
+    if (first) {
+      host_.log(line);
+    } else {
+      ++count->second;
+    }
+    if (!timing_) start_period();
+  }
+
+  // At stop: what is counted and not yet said; what comes later is not logged.
+  void flush() {
+    timer_.cancel();
+    summarize();
+    stopped_ = true;
+  }
+
+ private:
+  void start_period() {
+    timing_ = true;
+    period_start_ = std::chrono::steady_clock::now();
+    timer_.expires_after(kRefusalSummaryPeriod);
+    timer_.async_wait([this](const boost::system::error_code& error) {
+      if (error) return;  // cancelled: flushed at stop, or destroyed with the server
+      summarize();
+      timing_ = false;
+      if (refused_in_period_) {
+        refused_in_period_ = false;
+        return start_period();
+      }
+      counts_.clear();  // a quiet period: the next refusal of any kind is logged in full again
+    });
+  }
+
+  void summarize() {
+    std::size_t total = 0;
+    std::string kinds;
+    for (auto& [kind, count] : counts_) {
+      if (count == 0) continue;
+      kinds += (kinds.empty() ? "" : ", ") + std::to_string(count) + " " + kind;
+      total += count;
+      count = 0;
+    }
+    if (total == 0) return;
+    const auto seconds = std::chrono::ceil<std::chrono::seconds>(std::chrono::steady_clock::now() - period_start_).count();
+    host_.log("web: refused " + std::to_string(total) + " more in the last " + std::to_string(seconds) + " s: " + kinds);
+  }
+
+  WebHost& host_;
+  asio::steady_timer timer_;
+  std::map<std::string, std::size_t> counts_;  // by kind, each logged in full once this episode
+  std::chrono::steady_clock::time_point period_start_;
+  bool timing_ = false;
+  bool refused_in_period_ = false;
+  bool stopped_ = false;
+};
+
 std::string describe(const tcp::endpoint& endpoint) {
   const auto address = endpoint.address();
   return (address.is_v6() ? "[" + address.to_string() + "]" : address.to_string()) + ":" +
@@ -105,7 +184,8 @@ std::string describe(const tcp::endpoint& endpoint) {
 }  // namespace
 
 struct WebServer::Impl : std::enable_shared_from_this<WebServer::Impl> {
-  Impl(asio::io_context& io, WebHost& host, WebOptions options) : io(io), host(host), options(std::move(options)) {}
+  Impl(asio::io_context& io, WebHost& host, WebOptions options)
+      : io(io), host(host), options(std::move(options)), refusals(io, host) {}
 
   struct Listener {
     tcp::acceptor acceptor;
@@ -120,8 +200,8 @@ struct WebServer::Impl : std::enable_shared_from_this<WebServer::Impl> {
   std::set<std::weak_ptr<void>, std::owner_less<std::weak_ptr<void>>> websockets;  // closed by stop()
   bool stopped = false;
   std::size_t open_connections = 0;  // counted by ConnectionSlot
-  bool refusing = false;             // over max_connections since the last admitted one
-  bool accept_failing = false;       // since the last accept that succeeded
+  RefusalLog refusals;
+  bool accept_failing = false;  // since the last accept that succeeded
 
   bool allowed_origin(std::string_view origin) const {
     if (origin.starts_with("vscode-webview://") || origin.starts_with("vscode-file://")) return true;
@@ -271,7 +351,9 @@ class HttpRequest : public std::enable_shared_from_this<HttpRequest> {
     stream_.expires_after(kRequestTimeout);
     http::async_read(stream_, buffer_, parser_, [self = shared_from_this()](const beast::error_code& error, std::size_t) {
       if (error) {
-        if (error != http::error::end_of_stream) self->server_->host.log("http " + self->peer_ + ": " + error.message());
+        if (error != http::error::end_of_stream) {
+          self->server_->refusals.refused("requests not sent in time or malformed", "http " + self->peer_ + ": " + error.message());
+        }
         return;  // the stream closes with this object
       }
       self->route();
@@ -285,12 +367,12 @@ class HttpRequest : public std::enable_shared_from_this<HttpRequest> {
     const std::string_view path = target.substr(0, target.find('?'));
     const auto origin = request.find(http::field::origin);
     if (origin != request.end() && !server_->allowed_origin(origin->value())) {
-      server_->host.log("http " + peer_ + ": refused a request from origin " + std::string(origin->value()));
+      server_->refusals.refused("from a foreign Origin", "http " + peer_ + ": refused a request from origin " + loggable(origin->value()));
       return respond(http::status::forbidden, "origin not allowed");
     }
     if (path == "/agent") return challenge_agent(request);
     if (!authorized(request)) {
-      server_->host.log("http " + peer_ + ": refused a request without the token");
+      server_->refusals.refused("without the token", "http " + peer_ + ": refused a request without the token");
       return respond(http::status::unauthorized, "the token of web.json is required");
     }
     if (agents_only_ && path != "/agent") return respond(http::status::not_found, "this port only accepts agents");
@@ -320,7 +402,7 @@ class HttpRequest : public std::enable_shared_from_this<HttpRequest> {
     if (request.method() != http::verb::get) return respond(http::status::method_not_allowed, "only GET");
     const std::string_view agent_nonce = request[HOTD_AGENT_NONCE_HEADER];
     if (!hotd_handshake_is_hex(agent_nonce.data(), agent_nonce.size())) {
-      server_->host.log("http " + peer_ + ": refused an agent without a nonce");
+      server_->refusals.refused("agents without a nonce", "http " + peer_ + ": refused an agent without a nonce");
       return respond(http::status::unauthorized, "an agent proves it holds the token of web.json with " HOTD_AGENT_NONCE_HEADER
                                                  " (hotd run --connect); the token itself is never sent");
     }
@@ -354,8 +436,9 @@ class HttpRequest : public std::enable_shared_from_this<HttpRequest> {
       if (received.size() < expected.size() && !error) return self->read_agent_proof();
       if (received.size() < expected.size() ||
           !hotd_handshake_equal(received.data(), expected.data(), expected.size())) {
-        self->server_->host.log("http " + self->peer_ + ": refused an agent that did not prove it holds the token" +
-                                (received.empty() ? " (it closed the connection: another token?)" : ""));
+        self->server_->refusals.refused("agents without the proof",
+                                        "http " + self->peer_ + ": refused an agent that did not prove it holds the token" +
+                                            (received.empty() ? " (it closed the connection: another token?)" : ""));
         return;  // the stream closes with this object
       }
       self->buffer_.consume(expected.size());
@@ -407,11 +490,10 @@ void WebServer::Impl::accept(Listener& listener) {
                                                                          tcp::socket socket) {
     if (self->stopped) return;
     if (!error && self->open_connections >= self->options.max_connections) {
-      if (!self->refusing) self->host.log("web: refused a connection: too many connections (" +
-                                          std::to_string(self->options.max_connections) + ", hotd serve --max-connections)");
-      self->refusing = true;
+      const std::string limit = std::to_string(self->options.max_connections);
+      self->refusals.refused("connections over " + limit + " (--max-connections)",
+                             "web: refused a connection: too many connections (" + limit + ", hotd serve --max-connections)");
     } else if (!error) {
-      self->refusing = false;
       std::make_shared<HttpRequest>(self, std::move(socket), listener.agents_only)->start();
     }
     if (error == asio::error::operation_aborted) return;
@@ -508,6 +590,7 @@ void WebServer::stop() {
     boost::system::error_code ignored;
     listener.acceptor.close(ignored);
   }
+  impl_->refusals.flush();
   for (const auto& weak : std::set(impl_->websockets)) {
     if (const auto editor = std::static_pointer_cast<WebSocketEditor>(weak.lock())) editor->close();
   }
