@@ -2,14 +2,21 @@
 #include "web_server.hpp"
 
 #include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <boost/asio.hpp>
@@ -32,7 +39,13 @@ using nlohmann::json;
 namespace {
 
 constexpr std::size_t kMaxQueuedBytes = 64 * 1024 * 1024;  // an editor that stops reading is dropped
-constexpr auto kRequestTimeout = std::chrono::seconds(10);  // to send the request (or upgrade) headers
+// A peer sends its whole request header (or, an agent, its proof line) within this: half-sent
+// requests must not hold connections (slowloris). Clients send their header at once.
+constexpr auto kHeaderTimeout = std::chrono::seconds(1);
+constexpr auto kResponseTimeout = std::chrono::seconds(10);  // to take a response or the 101
+// Connections that have not proved the token yet, from one peer (a uid on this machine, else an
+// address) at once; beyond it the newcomer is closed at once.
+constexpr std::size_t kMaxUnprovenPerPeer = 16;
 constexpr std::string_view kAgentUpgrade = "hotd-agent";
 constexpr auto kRefusalSummaryPeriod = std::chrono::seconds(10);
 constexpr std::size_t kMaxLoggedFieldBytes = 128;
@@ -175,6 +188,55 @@ class RefusalLog {
   bool stopped_ = false;
 };
 
+// The uid owning the other end of a TCP connection from this machine (loopback, or another address
+// of this host), asked of the kernel's socket diagnostics (sock_diag) by the connection's addresses;
+// nullopt for a peer elsewhere or when the kernel does not say.
+std::optional<uid_t> local_peer_uid(const tcp::endpoint& local, const tcp::endpoint& remote) {
+  if (local.address().is_v4() != remote.address().is_v4()) return std::nullopt;
+  const int fd = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (fd < 0) return std::nullopt;
+  struct {
+    nlmsghdr header;
+    inet_diag_req_v2 request;
+  } query{};
+  query.header.nlmsg_len = sizeof query;
+  query.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  query.header.nlmsg_flags = NLM_F_REQUEST;
+  query.request.sdiag_family = remote.address().is_v4() ? AF_INET : AF_INET6;
+  query.request.sdiag_protocol = IPPROTO_TCP;
+  query.request.idiag_states = ~0u;
+  // The peer's own socket: its source is this connection's remote end.
+  query.request.id.idiag_sport = htons(remote.port());
+  query.request.id.idiag_dport = htons(local.port());
+  const auto copy_address = [](const asio::ip::address& address, __be32* into) {
+    if (address.is_v4()) {
+      const auto bytes = address.to_v4().to_bytes();
+      std::memcpy(into, bytes.data(), bytes.size());
+    } else {
+      const auto bytes = address.to_v6().to_bytes();
+      std::memcpy(into, bytes.data(), bytes.size());
+    }
+  };
+  copy_address(remote.address(), query.request.id.idiag_src);
+  copy_address(local.address(), query.request.id.idiag_dst);
+  query.request.id.idiag_cookie[0] = query.request.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  std::optional<uid_t> uid;
+  if (::sendto(fd, &query, sizeof query, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) ==
+      static_cast<ssize_t>(sizeof query)) {
+    alignas(nlmsghdr) char reply[1024];
+    const ssize_t size = ::recv(fd, reply, sizeof reply, MSG_DONTWAIT);  // answered within sendto
+    const auto* header = reinterpret_cast<const nlmsghdr*>(reply);
+    if (size >= static_cast<ssize_t>(NLMSG_LENGTH(sizeof(inet_diag_msg))) && NLMSG_OK(header, static_cast<unsigned>(size)) &&
+        header->nlmsg_type == SOCK_DIAG_BY_FAMILY) {
+      uid = static_cast<const inet_diag_msg*>(NLMSG_DATA(header))->idiag_uid;
+    }
+  }
+  ::close(fd);
+  return uid;
+}
+
 std::string describe(const tcp::endpoint& endpoint) {
   const auto address = endpoint.address();
   return (address.is_v6() ? "[" + address.to_string() + "]" : address.to_string()) + ":" +
@@ -200,6 +262,9 @@ struct WebServer::Impl : std::enable_shared_from_this<WebServer::Impl> {
   std::set<std::weak_ptr<void>, std::owner_less<std::weak_ptr<void>>> websockets;  // closed by stop()
   bool stopped = false;
   std::size_t open_connections = 0;  // counted by ConnectionSlot
+  // Connections that have not proved the token yet, in all and by peer (ConnectionSlot).
+  std::size_t unproven_connections = 0;
+  std::map<std::string, std::size_t> unproven_by_peer;
   RefusalLog refusals;
   bool accept_failing = false;  // since the last accept that succeeded
 
@@ -212,23 +277,58 @@ struct WebServer::Impl : std::enable_shared_from_this<WebServer::Impl> {
   }
 
   void accept(Listener& listener);
+  void admit(tcp::socket socket, bool agents_only);
 };
 
 namespace {
 
-// Holds one of the web server's connections for as long as a request or its WebSocket lives.
+// Who is on the other end, for the limits on connections that have not proved the token.
+struct Peer {
+  std::string key;        // "uid N" for a peer on this machine, else its address
+  bool same_uid = false;  // the daemon's own uid: the token holder, in all likelihood
+};
+
+Peer identify(const tcp::socket& socket) {
+  boost::system::error_code error;
+  const auto remote = socket.remote_endpoint(error);
+  const auto local = error ? tcp::endpoint() : socket.local_endpoint(error);
+  if (error) return {"(unknown peer)"};
+  if (const auto uid = local_peer_uid(local, remote)) return {"uid " + std::to_string(*uid), *uid == ::geteuid()};
+  return {remote.address().to_string()};
+}
+
+// Holds one of the web server's connections for as long as a request or its WebSocket lives, and
+// counts it as unproven (by its peer) until it proved the token.
 class ConnectionSlot {
  public:
-  explicit ConnectionSlot(std::shared_ptr<WebServer::Impl> server) : server_(std::move(server)) { ++server_->open_connections; }
+  ConnectionSlot(std::shared_ptr<WebServer::Impl> server, std::string peer)
+      : server_(std::move(server)), peer_(std::move(peer)) {
+    ++server_->open_connections;
+    ++server_->unproven_connections;
+    ++server_->unproven_by_peer[peer_];
+  }
   ConnectionSlot(ConnectionSlot&& other) noexcept = default;
   ConnectionSlot(const ConnectionSlot&) = delete;
   ConnectionSlot& operator=(const ConnectionSlot&) = delete;
   ~ConnectionSlot() {
-    if (server_) --server_->open_connections;
+    if (!server_) return;  // moved from
+    proved();
+    --server_->open_connections;
+  }
+
+  // The peer holds the token: the connection leaves the unproven ones.
+  void proved() {
+    if (!server_ || !unproven_) return;
+    unproven_ = false;
+    --server_->unproven_connections;
+    const auto count = server_->unproven_by_peer.find(peer_);
+    if (--count->second == 0) server_->unproven_by_peer.erase(count);
   }
 
  private:
   std::shared_ptr<WebServer::Impl> server_;
+  std::string peer_;
+  bool unproven_ = true;
 };
 
 // An editor on a WebSocket: each text message is one JSON-RPC message, exactly what an LSP base
@@ -339,8 +439,8 @@ class WebSocketEditor : public std::enable_shared_from_this<WebSocketEditor> {
 // (`/lsp`) or handed to the daemon as an agent stream (`/agent`).
 class HttpRequest : public std::enable_shared_from_this<HttpRequest> {
  public:
-  HttpRequest(std::shared_ptr<WebServer::Impl> server, tcp::socket socket, bool agents_only)
-      : server_(std::move(server)), slot_(server_), stream_(std::move(socket)), agents_only_(agents_only) {
+  HttpRequest(std::shared_ptr<WebServer::Impl> server, tcp::socket socket, std::string peer_key, bool agents_only)
+      : server_(std::move(server)), slot_(server_, std::move(peer_key)), stream_(std::move(socket)), agents_only_(agents_only) {
     boost::system::error_code error;
     const auto remote = beast::get_lowest_layer(stream_).socket().remote_endpoint(error);
     peer_ = error ? "(unknown peer)" : describe(remote);
@@ -348,7 +448,7 @@ class HttpRequest : public std::enable_shared_from_this<HttpRequest> {
 
   void start() {
     parser_.header_limit(protocol::kMaxHeaderBytes);
-    stream_.expires_after(kRequestTimeout);
+    stream_.expires_after(kHeaderTimeout);
     http::async_read(stream_, buffer_, parser_, [self = shared_from_this()](const beast::error_code& error, std::size_t) {
       if (error) {
         if (error != http::error::end_of_stream) {
@@ -375,6 +475,7 @@ class HttpRequest : public std::enable_shared_from_this<HttpRequest> {
       server_->refusals.refused("without the token", "http " + peer_ + ": refused a request without the token");
       return respond(http::status::unauthorized, "the token of web.json is required");
     }
+    slot_.proved();
     if (agents_only_ && path != "/agent") return respond(http::status::not_found, "this port only accepts agents");
     if (request.method() != http::verb::get) return respond(http::status::method_not_allowed, "only GET");
     if (path == "/status") {
@@ -421,9 +522,11 @@ class HttpRequest : public std::enable_shared_from_this<HttpRequest> {
     response->set(http::field::upgrade, kAgentUpgrade);
     response->set(HOTD_DAEMON_NONCE_HEADER, daemon_nonce);
     response->set(HOTD_DAEMON_PROOF_HEADER, daemon_proof);
-    stream_.expires_after(kRequestTimeout);
+    stream_.expires_after(kResponseTimeout);
     http::async_write(stream_, *response, [self = shared_from_this(), response](const beast::error_code& error, std::size_t) {
-      if (!error) self->read_agent_proof();
+      if (error) return;
+      self->stream_.expires_after(kHeaderTimeout);
+      self->read_agent_proof();
     });
   }
 
@@ -442,6 +545,7 @@ class HttpRequest : public std::enable_shared_from_this<HttpRequest> {
         return;  // the stream closes with this object
       }
       self->buffer_.consume(expected.size());
+      self->slot_.proved();
       self->adopt_agent();
     });
   }
@@ -467,6 +571,7 @@ class HttpRequest : public std::enable_shared_from_this<HttpRequest> {
     if (response->body().back() != '\n') response->body() += '\n';
     response->keep_alive(false);
     response->prepare_payload();
+    stream_.expires_after(kResponseTimeout);
     http::async_write(stream_, *response, [self = shared_from_this(), response](const beast::error_code&, std::size_t) {
       beast::error_code ignored;
       self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -485,17 +590,39 @@ class HttpRequest : public std::enable_shared_from_this<HttpRequest> {
 
 }  // namespace
 
+// Over --max-connections, nobody is admitted. Below it, connections that have not proved the token
+// yet are limited per peer, and those of other uids (or from elsewhere) to half of it: the other half
+// stays for connections that proved the token and for the token holder's own uid, whatever others
+// keep half-open.
+void WebServer::Impl::admit(tcp::socket socket, bool agents_only) {
+  const std::size_t limit = options.max_connections;
+  if (open_connections >= limit) {
+    return refusals.refused("connections over " + std::to_string(limit) + " (--max-connections)",
+                            "web: refused a connection: too many connections (" + std::to_string(limit) +
+                                ", hotd serve --max-connections)");
+  }
+  const std::size_t unproven_share = std::max<std::size_t>(1, limit / 2);
+  const std::size_t per_peer = std::min(kMaxUnprovenPerPeer, unproven_share);
+  Peer peer = identify(socket);
+  const auto from_peer = unproven_by_peer.find(peer.key);
+  if (from_peer != unproven_by_peer.end() && from_peer->second >= per_peer) {
+    return refusals.refused("connections over " + std::to_string(per_peer) + " unproven from one peer",
+                            "web: refused a connection from " + peer.key + ": it has " + std::to_string(from_peer->second) +
+                                " connections open that have not proved the token");
+  }
+  if (!peer.same_uid && unproven_connections >= unproven_share) {
+    return refusals.refused("connections over half of --max-connections unproven",
+                            "web: refused a connection from " + peer.key + ": connections that have not proved the token fill "
+                            "half of --max-connections (" + std::to_string(limit) + "); the rest is kept for the token holder");
+  }
+  std::make_shared<HttpRequest>(shared_from_this(), std::move(socket), std::move(peer.key), agents_only)->start();
+}
+
 void WebServer::Impl::accept(Listener& listener) {
   listener.acceptor.async_accept([self = shared_from_this(), &listener](const boost::system::error_code& error,
                                                                          tcp::socket socket) {
     if (self->stopped) return;
-    if (!error && self->open_connections >= self->options.max_connections) {
-      const std::string limit = std::to_string(self->options.max_connections);
-      self->refusals.refused("connections over " + limit + " (--max-connections)",
-                             "web: refused a connection: too many connections (" + limit + ", hotd serve --max-connections)");
-    } else if (!error) {
-      std::make_shared<HttpRequest>(self, std::move(socket), listener.agents_only)->start();
-    }
+    if (!error) self->admit(std::move(socket), listener.agents_only);
     if (error == asio::error::operation_aborted) return;
     if (!error) {
       self->accept_failing = false;
