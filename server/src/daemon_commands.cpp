@@ -8,10 +8,14 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
+#include <mutex>
+#include <sstream>
+#include <streambuf>
 
 #include <nlohmann/json.hpp>
 
@@ -31,6 +35,95 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr auto kQuickTimeout = std::chrono::seconds(10);
+constexpr std::size_t kDefaultMaxLogBytes = 8 * 1024 * 1024;  // per file: daemon.log and daemon.log.1
+constexpr std::size_t kMaxLogLineBytes = 4096;  // the rest of a longer line is cut, its length said
+
+// The background daemon's log: what it writes to std::cerr goes, a whole line at a time, to
+// daemon.log, which is also its stdout and stderr. Past `max_bytes` the file becomes daemon.log.1
+// (replacing an older one) and a new daemon.log starts, so the log never holds more than twice
+// that. A line that cannot be written (a full disk) is lost, not the log: the stream never fails,
+// and the next line that can be written says how many were lost.
+class LogFile : public std::streambuf {
+ public:
+  LogFile(std::string path, std::size_t max_bytes) : path_(std::move(path)), max_bytes_(max_bytes) {
+    struct stat status {};
+    if (::fstat(STDERR_FILENO, &status) == 0) size_ = static_cast<std::size_t>(status.st_size);
+  }
+
+ protected:
+  int overflow(int c) override {
+    if (c != traits_type::eof()) append(static_cast<char>(c));
+    return traits_type::not_eof(c);
+  }
+
+  std::streamsize xsputn(const char* data, std::streamsize size) override {
+    for (std::streamsize i = 0; i < size; ++i) append(data[i]);
+    return size;
+  }
+
+ private:
+  void append(char c) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    if (c != '\n') {
+      if (line_.size() < kMaxLogLineBytes) line_ += c;
+      ++line_bytes_;
+      return;
+    }
+    if (line_bytes_ > line_.size()) line_ += " ... (" + std::to_string(line_bytes_ - line_.size()) + " more bytes cut)";
+    line_ += '\n';
+    if (size_ + line_.size() > max_bytes_ && size_ > 0) rotate();
+    if (lost_lines_ > 0) {
+      const std::string notice = "(" + std::to_string(lost_lines_) + " log line(s) lost: " + std::strerror(lost_errno_) + ")\n";
+      if (write_line(notice)) lost_lines_ = 0;
+    }
+    if (lost_lines_ > 0 || !write_line(line_)) {
+      ++lost_lines_;
+      lost_errno_ = errno;
+    }
+    line_.clear();
+    line_bytes_ = 0;
+  }
+
+  // The whole line or nothing counts: a line cut by a full disk is counted lost (and ended, so that
+  // the next starts on a line of its own).
+  bool write_line(const std::string& line) {
+    const ssize_t written = ::write(STDERR_FILENO, line.data(), line.size());
+    if (written > 0) size_ += static_cast<std::size_t>(written);
+    if (written == static_cast<ssize_t>(line.size())) return true;
+    const int error = written < 0 ? errno : ENOSPC;
+    if (written > 0 && ::write(STDERR_FILENO, "\n", 1) == 1) ++size_;
+    errno = error;
+    return false;
+  }
+
+  void rotate() {
+    const std::string old_path = path_ + ".1";
+    if (::rename(path_.c_str(), old_path.c_str()) != 0) return;  // keep writing to the one there is
+    const int fresh = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fresh < 0) return;  // still daemon.log.1 until a rotation can open a new one
+    ::dup2(fresh, STDOUT_FILENO);
+    ::dup2(fresh, STDERR_FILENO);
+    ::close(fresh);
+    size_ = 0;
+  }
+
+  std::string path_;
+  std::size_t max_bytes_;
+  std::mutex mutex_;
+  std::size_t size_ = 0;        // of the current file, as far as this daemon wrote it
+  std::string line_;            // the line being written, up to kMaxLogLineBytes
+  std::size_t line_bytes_ = 0;  // its whole length
+  std::size_t lost_lines_ = 0;
+  int lost_errno_ = 0;
+};
+
+// HOTD_LOG_MAX_BYTES, else 8 MiB.
+std::size_t max_log_bytes() {
+  const char* text = std::getenv("HOTD_LOG_MAX_BYTES");
+  char* end = nullptr;
+  const unsigned long long value = text ? std::strtoull(text, &end, 10) : 0;
+  return text && *text && *end == '\0' && value > 0 ? static_cast<std::size_t>(value) : kDefaultMaxLogBytes;
+}
 
 int listen_on(const std::string& path, std::string& error) {
   sockaddr_un address{};
@@ -174,7 +267,13 @@ int run_serve(const ServeOptions& options) {
     ::close(ready[0]);
     if (::write(ready[1], "1", 1) != 1) _exit(kExitUsage);
     ::close(ready[1]);
-    return server::run_daemon(*dir, std::move(*lock), listen_fd, daemon_options);
+    LogFile log_file(dir->log(), max_log_bytes());
+    std::streambuf* const previous_cerr = std::cerr.rdbuf(&log_file);
+    std::streambuf* const previous_cout = std::cout.rdbuf(&log_file);
+    const int status = server::run_daemon(*dir, std::move(*lock), listen_fd, daemon_options);
+    std::cerr.rdbuf(previous_cerr);  // the streams outlive log_file: they flush at exit
+    std::cout.rdbuf(previous_cout);
+    return status;
   }
   ::close(ready[1]);
   ::close(log);

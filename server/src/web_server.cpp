@@ -2,13 +2,21 @@
 #include "web_server.hpp"
 
 #include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <deque>
-#include <fstream>
+#include <map>
+#include <optional>
 #include <set>
 
 #include <boost/asio.hpp>
@@ -16,6 +24,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include "agent_handshake.h"
 #include "hotd/protocol/framing.hpp"
 
 namespace hotd::server {
@@ -30,15 +39,28 @@ using nlohmann::json;
 namespace {
 
 constexpr std::size_t kMaxQueuedBytes = 64 * 1024 * 1024;  // an editor that stops reading is dropped
-constexpr auto kRequestTimeout = std::chrono::seconds(10);  // to send the request (or upgrade) headers
+// A peer sends its whole request header (or, an agent, its proof line) within this: half-sent
+// requests must not hold connections (slowloris). Clients send their header at once.
+constexpr auto kHeaderTimeout = std::chrono::seconds(1);
+constexpr auto kResponseTimeout = std::chrono::seconds(10);  // to take a response or the 101
+// Connections that have not proved the token yet, from one peer (a uid on this machine, else an
+// address) at once; beyond it the newcomer is closed at once.
+constexpr std::size_t kMaxUnprovenPerPeer = 16;
 constexpr std::string_view kAgentUpgrade = "hotd-agent";
+constexpr auto kRefusalSummaryPeriod = std::chrono::seconds(10);
+constexpr std::size_t kMaxLoggedFieldBytes = 128;
+// The agent's answer to the daemon's proof: "Hotd-Agent-Proof: <proof>\r\n".
+constexpr std::string_view kAgentProofPrefix = HOTD_AGENT_PROOF_HEADER ": ";
+constexpr std::size_t kAgentProofLineBytes = kAgentProofPrefix.size() + HOTD_PROOF_HEX + 2;
 
-std::string random_token(std::string& error) {
-  unsigned char bytes[32];
-  std::ifstream urandom("/dev/urandom", std::ios::binary);
-  if (!urandom.read(reinterpret_cast<char*>(bytes), sizeof bytes)) {
-    error = "cannot read /dev/urandom for the web token";
-    return {};
+// 32 random bytes as lowercase hex (the token, and the daemon's nonces); empty when the system
+// has no randomness to give.
+std::string random_hex() {
+  unsigned char bytes[HOTD_NONCE_HEX / 2];
+  for (std::size_t filled = 0; filled < sizeof bytes;) {
+    const ssize_t got = ::getrandom(bytes + filled, sizeof bytes - filled, 0);
+    if (got < 0 && errno != EINTR) return {};
+    if (got > 0) filled += static_cast<std::size_t>(got);
   }
   std::string hex;
   for (const unsigned char byte : bytes) {
@@ -90,6 +112,131 @@ std::string_view query_parameter(std::string_view target, std::string_view name)
   return {};
 }
 
+// A field a peer chose (an Origin), as the log may show it: printable, and cut.
+std::string loggable(std::string_view field) {
+  std::string text;
+  for (const char c : field.substr(0, kMaxLoggedFieldBytes)) text += c >= 0x20 && c < 0x7f ? c : '?';
+  if (field.size() > kMaxLoggedFieldBytes) text += "... (" + std::to_string(field.size()) + " bytes)";
+  return text;
+}
+
+// Refusals of peers that have not proved the token, logged in aggregate so that a flood of them
+// cannot fill the disk: the first of each kind in an episode in full, then one line per
+// kRefusalSummaryPeriod with the rest counted by kind; a period without any ends the episode.
+class RefusalLog {
+ public:
+  RefusalLog(asio::io_context& io, WebHost& host) : host_(host), timer_(io) {}
+
+  // `kind` says what was refused in the summaries ("from a foreign Origin"); `line` is the full
+  // line for the first of its kind.
+  void refused(const std::string& kind, const std::string& line) {
+    if (stopped_) return;
+    refused_in_period_ = true;
+    const auto [count, first] = counts_.try_emplace(kind, 0);
+    if (first) {
+      host_.log(line);
+    } else {
+      ++count->second;
+    }
+    if (!timing_) start_period();
+  }
+
+  // At stop: what is counted and not yet said; what comes later is not logged.
+  void flush() {
+    timer_.cancel();
+    summarize();
+    stopped_ = true;
+  }
+
+ private:
+  void start_period() {
+    timing_ = true;
+    period_start_ = std::chrono::steady_clock::now();
+    timer_.expires_after(kRefusalSummaryPeriod);
+    timer_.async_wait([this](const boost::system::error_code& error) {
+      if (error) return;  // cancelled: flushed at stop, or destroyed with the server
+      summarize();
+      timing_ = false;
+      if (refused_in_period_) {
+        refused_in_period_ = false;
+        return start_period();
+      }
+      counts_.clear();  // a quiet period: the next refusal of any kind is logged in full again
+    });
+  }
+
+  void summarize() {
+    std::size_t total = 0;
+    std::string kinds;
+    for (auto& [kind, count] : counts_) {
+      if (count == 0) continue;
+      kinds += (kinds.empty() ? "" : ", ") + std::to_string(count) + " " + kind;
+      total += count;
+      count = 0;
+    }
+    if (total == 0) return;
+    const auto seconds = std::chrono::ceil<std::chrono::seconds>(std::chrono::steady_clock::now() - period_start_).count();
+    host_.log("web: refused " + std::to_string(total) + " more in the last " + std::to_string(seconds) + " s: " + kinds);
+  }
+
+  WebHost& host_;
+  asio::steady_timer timer_;
+  std::map<std::string, std::size_t> counts_;  // by kind, each logged in full once this episode
+  std::chrono::steady_clock::time_point period_start_;
+  bool timing_ = false;
+  bool refused_in_period_ = false;
+  bool stopped_ = false;
+};
+
+// The uid owning the other end of a TCP connection from this machine (loopback, or another address
+// of this host), asked of the kernel's socket diagnostics (sock_diag) by the connection's addresses;
+// nullopt for a peer elsewhere or when the kernel does not say.
+std::optional<uid_t> local_peer_uid(const tcp::endpoint& local, const tcp::endpoint& remote) {
+  if (local.address().is_v4() != remote.address().is_v4()) return std::nullopt;
+  const int fd = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (fd < 0) return std::nullopt;
+  struct {
+    nlmsghdr header;
+    inet_diag_req_v2 request;
+  } query{};
+  query.header.nlmsg_len = sizeof query;
+  query.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  query.header.nlmsg_flags = NLM_F_REQUEST;
+  query.request.sdiag_family = remote.address().is_v4() ? AF_INET : AF_INET6;
+  query.request.sdiag_protocol = IPPROTO_TCP;
+  query.request.idiag_states = ~0u;
+  // The peer's own socket: its source is this connection's remote end.
+  query.request.id.idiag_sport = htons(remote.port());
+  query.request.id.idiag_dport = htons(local.port());
+  const auto copy_address = [](const asio::ip::address& address, __be32* into) {
+    if (address.is_v4()) {
+      const auto bytes = address.to_v4().to_bytes();
+      std::memcpy(into, bytes.data(), bytes.size());
+    } else {
+      const auto bytes = address.to_v6().to_bytes();
+      std::memcpy(into, bytes.data(), bytes.size());
+    }
+  };
+  copy_address(remote.address(), query.request.id.idiag_src);
+  copy_address(local.address(), query.request.id.idiag_dst);
+  query.request.id.idiag_cookie[0] = query.request.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  std::optional<uid_t> uid;
+  if (::sendto(fd, &query, sizeof query, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) ==
+      static_cast<ssize_t>(sizeof query)) {
+    alignas(nlmsghdr) char reply[1024];
+    const ssize_t size = ::recv(fd, reply, sizeof reply, MSG_DONTWAIT);  // answered within sendto
+    const auto* header = reinterpret_cast<const nlmsghdr*>(reply);
+    if (size >= static_cast<ssize_t>(NLMSG_LENGTH(sizeof(inet_diag_msg))) && NLMSG_OK(header, static_cast<unsigned>(size)) &&
+        header->nlmsg_type == SOCK_DIAG_BY_FAMILY) {
+      uid = static_cast<const inet_diag_msg*>(NLMSG_DATA(header))->idiag_uid;
+    }
+  }
+  ::close(fd);
+  return uid;
+}
+
 std::string describe(const tcp::endpoint& endpoint) {
   const auto address = endpoint.address();
   return (address.is_v6() ? "[" + address.to_string() + "]" : address.to_string()) + ":" +
@@ -99,7 +246,8 @@ std::string describe(const tcp::endpoint& endpoint) {
 }  // namespace
 
 struct WebServer::Impl : std::enable_shared_from_this<WebServer::Impl> {
-  Impl(asio::io_context& io, WebHost& host, WebOptions options) : io(io), host(host), options(std::move(options)) {}
+  Impl(asio::io_context& io, WebHost& host, WebOptions options)
+      : io(io), host(host), options(std::move(options)), refusals(io, host) {}
 
   struct Listener {
     tcp::acceptor acceptor;
@@ -114,8 +262,11 @@ struct WebServer::Impl : std::enable_shared_from_this<WebServer::Impl> {
   std::set<std::weak_ptr<void>, std::owner_less<std::weak_ptr<void>>> websockets;  // closed by stop()
   bool stopped = false;
   std::size_t open_connections = 0;  // counted by ConnectionSlot
-  bool refusing = false;             // over max_connections since the last admitted one
-  bool accept_failing = false;       // since the last accept that succeeded
+  // Connections that have not proved the token yet, in all and by peer (ConnectionSlot).
+  std::size_t unproven_connections = 0;
+  std::map<std::string, std::size_t> unproven_by_peer;
+  RefusalLog refusals;
+  bool accept_failing = false;  // since the last accept that succeeded
 
   bool allowed_origin(std::string_view origin) const {
     if (origin.starts_with("vscode-webview://") || origin.starts_with("vscode-file://")) return true;
@@ -126,23 +277,58 @@ struct WebServer::Impl : std::enable_shared_from_this<WebServer::Impl> {
   }
 
   void accept(Listener& listener);
+  void admit(tcp::socket socket, bool agents_only);
 };
 
 namespace {
 
-// Holds one of the web server's connections for as long as a request or its WebSocket lives.
+// Who is on the other end, for the limits on connections that have not proved the token.
+struct Peer {
+  std::string key;        // "uid N" for a peer on this machine, else its address
+  bool same_uid = false;  // the daemon's own uid: the token holder, in all likelihood
+};
+
+Peer identify(const tcp::socket& socket) {
+  boost::system::error_code error;
+  const auto remote = socket.remote_endpoint(error);
+  const auto local = error ? tcp::endpoint() : socket.local_endpoint(error);
+  if (error) return {"(unknown peer)"};
+  if (const auto uid = local_peer_uid(local, remote)) return {"uid " + std::to_string(*uid), *uid == ::geteuid()};
+  return {remote.address().to_string()};
+}
+
+// Holds one of the web server's connections for as long as a request or its WebSocket lives, and
+// counts it as unproven (by its peer) until it proved the token.
 class ConnectionSlot {
  public:
-  explicit ConnectionSlot(std::shared_ptr<WebServer::Impl> server) : server_(std::move(server)) { ++server_->open_connections; }
+  ConnectionSlot(std::shared_ptr<WebServer::Impl> server, std::string peer)
+      : server_(std::move(server)), peer_(std::move(peer)) {
+    ++server_->open_connections;
+    ++server_->unproven_connections;
+    ++server_->unproven_by_peer[peer_];
+  }
   ConnectionSlot(ConnectionSlot&& other) noexcept = default;
   ConnectionSlot(const ConnectionSlot&) = delete;
   ConnectionSlot& operator=(const ConnectionSlot&) = delete;
   ~ConnectionSlot() {
-    if (server_) --server_->open_connections;
+    if (!server_) return;  // moved from
+    proved();
+    --server_->open_connections;
+  }
+
+  // The peer holds the token: the connection leaves the unproven ones.
+  void proved() {
+    if (!server_ || !unproven_) return;
+    unproven_ = false;
+    --server_->unproven_connections;
+    const auto count = server_->unproven_by_peer.find(peer_);
+    if (--count->second == 0) server_->unproven_by_peer.erase(count);
   }
 
  private:
   std::shared_ptr<WebServer::Impl> server_;
+  std::string peer_;
+  bool unproven_ = true;
 };
 
 // An editor on a WebSocket: each text message is one JSON-RPC message, exactly what an LSP base
@@ -253,8 +439,8 @@ class WebSocketEditor : public std::enable_shared_from_this<WebSocketEditor> {
 // (`/lsp`) or handed to the daemon as an agent stream (`/agent`).
 class HttpRequest : public std::enable_shared_from_this<HttpRequest> {
  public:
-  HttpRequest(std::shared_ptr<WebServer::Impl> server, tcp::socket socket, bool agents_only)
-      : server_(std::move(server)), slot_(server_), stream_(std::move(socket)), agents_only_(agents_only) {
+  HttpRequest(std::shared_ptr<WebServer::Impl> server, tcp::socket socket, std::string peer_key, bool agents_only)
+      : server_(std::move(server)), slot_(server_, std::move(peer_key)), stream_(std::move(socket)), agents_only_(agents_only) {
     boost::system::error_code error;
     const auto remote = beast::get_lowest_layer(stream_).socket().remote_endpoint(error);
     peer_ = error ? "(unknown peer)" : describe(remote);
@@ -262,10 +448,12 @@ class HttpRequest : public std::enable_shared_from_this<HttpRequest> {
 
   void start() {
     parser_.header_limit(protocol::kMaxHeaderBytes);
-    stream_.expires_after(kRequestTimeout);
+    stream_.expires_after(kHeaderTimeout);
     http::async_read(stream_, buffer_, parser_, [self = shared_from_this()](const beast::error_code& error, std::size_t) {
       if (error) {
-        if (error != http::error::end_of_stream) self->server_->host.log("http " + self->peer_ + ": " + error.message());
+        if (error != http::error::end_of_stream) {
+          self->server_->refusals.refused("requests not sent in time or malformed", "http " + self->peer_ + ": " + error.message());
+        }
         return;  // the stream closes with this object
       }
       self->route();
@@ -279,13 +467,15 @@ class HttpRequest : public std::enable_shared_from_this<HttpRequest> {
     const std::string_view path = target.substr(0, target.find('?'));
     const auto origin = request.find(http::field::origin);
     if (origin != request.end() && !server_->allowed_origin(origin->value())) {
-      server_->host.log("http " + peer_ + ": refused a request from origin " + std::string(origin->value()));
+      server_->refusals.refused("from a foreign Origin", "http " + peer_ + ": refused a request from origin " + loggable(origin->value()));
       return respond(http::status::forbidden, "origin not allowed");
     }
+    if (path == "/agent") return challenge_agent(request);
     if (!authorized(request)) {
-      server_->host.log("http " + peer_ + ": refused a request without the token");
+      server_->refusals.refused("without the token", "http " + peer_ + ": refused a request without the token");
       return respond(http::status::unauthorized, "the token of web.json is required");
     }
+    slot_.proved();
     if (agents_only_ && path != "/agent") return respond(http::status::not_found, "this port only accepts agents");
     if (request.method() != http::verb::get) return respond(http::status::method_not_allowed, "only GET");
     if (path == "/status") {
@@ -297,12 +487,6 @@ class HttpRequest : public std::enable_shared_from_this<HttpRequest> {
       if (!websocket::is_upgrade(request)) return respond(http::status::upgrade_required, "a WebSocket upgrade");
       return std::make_shared<WebSocketEditor>(server_, std::move(slot_), std::move(stream_), peer_)->start(parser_.release());
     }
-    if (path == "/agent") {
-      if (!beast::iequals(request[http::field::upgrade], kAgentUpgrade)) {
-        return respond(http::status::upgrade_required, "an upgrade to " + std::string(kAgentUpgrade));
-      }
-      return upgrade_agent();
-    }
     respond(http::status::not_found, "no such path");
   }
 
@@ -312,22 +496,69 @@ class HttpRequest : public std::enable_shared_from_this<HttpRequest> {
     return same_token(query_parameter(request.target(), "token"), server_->token);
   }
 
-  // 101, then the socket leaves Beast: from here it carries LSP base frames, like the Unix socket.
-  void upgrade_agent() {
+  // `/agent`: the challenge-response of agent_handshake.h instead of the token, which an agent never
+  // sends (whoever listens on a port it connects to must not learn it). The daemon proves itself in
+  // the 101; the agent answers with its proof as the first line of the upgraded stream.
+  void challenge_agent(const http::request<http::empty_body>& request) {
+    if (request.method() != http::verb::get) return respond(http::status::method_not_allowed, "only GET");
+    const std::string_view agent_nonce = request[HOTD_AGENT_NONCE_HEADER];
+    if (!hotd_handshake_is_hex(agent_nonce.data(), agent_nonce.size())) {
+      server_->refusals.refused("agents without a nonce", "http " + peer_ + ": refused an agent without a nonce");
+      return respond(http::status::unauthorized, "an agent proves it holds the token of web.json with " HOTD_AGENT_NONCE_HEADER
+                                                 " (hotd run --connect); the token itself is never sent");
+    }
+    if (!beast::iequals(request[http::field::upgrade], kAgentUpgrade)) {
+      return respond(http::status::upgrade_required, "an upgrade to " + std::string(kAgentUpgrade));
+    }
+    const std::string daemon_nonce = random_hex();
+    if (daemon_nonce.empty()) return respond(http::status::service_unavailable, "no randomness for a nonce");
+    char daemon_proof[HOTD_PROOF_HEX + 1];
+    hotd_handshake_proof(server_->token.c_str(), HOTD_PROOF_BY_DAEMON, agent_nonce.data(), daemon_nonce.c_str(), daemon_proof);
+    char agent_proof[HOTD_PROOF_HEX + 1];
+    hotd_handshake_proof(server_->token.c_str(), HOTD_PROOF_BY_AGENT, agent_nonce.data(), daemon_nonce.c_str(), agent_proof);
+    expected_agent_proof_ = std::string(kAgentProofPrefix) + agent_proof + "\r\n";
     auto response = std::make_shared<http::response<http::empty_body>>(http::status::switching_protocols, 11);
     response->set(http::field::connection, "Upgrade");
     response->set(http::field::upgrade, kAgentUpgrade);
-    stream_.expires_after(kRequestTimeout);
+    response->set(HOTD_DAEMON_NONCE_HEADER, daemon_nonce);
+    response->set(HOTD_DAEMON_PROOF_HEADER, daemon_proof);
+    stream_.expires_after(kResponseTimeout);
     http::async_write(stream_, *response, [self = shared_from_this(), response](const beast::error_code& error, std::size_t) {
       if (error) return;
-      self->stream_.expires_never();
-      auto& socket = self->stream_.socket();
-      boost::system::error_code ignored;
-      socket.set_option(asio::socket_base::keep_alive(true), ignored);  // a vanished peer is noticed
-      socket.set_option(tcp::no_delay(true), ignored);
-      const std::string buffered = beast::buffers_to_string(self->buffer_.data());
-      self->server_->host.adopt_agent(socket.release(), buffered, self->peer_);
+      self->stream_.expires_after(kHeaderTimeout);
+      self->read_agent_proof();
     });
+  }
+
+  void read_agent_proof() {
+    stream_.async_read_some(buffer_.prepare(kAgentProofLineBytes), [self = shared_from_this()](const beast::error_code& error,
+                                                                                               std::size_t size) {
+      self->buffer_.commit(size);
+      const std::string_view received(static_cast<const char*>(self->buffer_.data().data()), self->buffer_.size());
+      const std::string_view& expected = self->expected_agent_proof_;
+      if (received.size() < expected.size() && !error) return self->read_agent_proof();
+      if (received.size() < expected.size() ||
+          !hotd_handshake_equal(received.data(), expected.data(), expected.size())) {
+        self->server_->refusals.refused("agents without the proof",
+                                        "http " + self->peer_ + ": refused an agent that did not prove it holds the token" +
+                                            (received.empty() ? " (it closed the connection: another token?)" : ""));
+        return;  // the stream closes with this object
+      }
+      self->buffer_.consume(expected.size());
+      self->slot_.proved();
+      self->adopt_agent();
+    });
+  }
+
+  // Proven: the socket leaves Beast; from here it carries LSP base frames, like the Unix socket.
+  void adopt_agent() {
+    stream_.expires_never();
+    auto& socket = stream_.socket();
+    boost::system::error_code ignored;
+    socket.set_option(asio::socket_base::keep_alive(true), ignored);  // a vanished peer is noticed
+    socket.set_option(tcp::no_delay(true), ignored);
+    const std::string buffered = beast::buffers_to_string(buffer_.data());
+    server_->host.adopt_agent(socket.release(), buffered, peer_);
   }
 
   void respond(http::status status, std::string body, const char* content_type = "text/plain") {
@@ -340,6 +571,7 @@ class HttpRequest : public std::enable_shared_from_this<HttpRequest> {
     if (response->body().back() != '\n') response->body() += '\n';
     response->keep_alive(false);
     response->prepare_payload();
+    stream_.expires_after(kResponseTimeout);
     http::async_write(stream_, *response, [self = shared_from_this(), response](const beast::error_code&, std::size_t) {
       beast::error_code ignored;
       self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -353,22 +585,44 @@ class HttpRequest : public std::enable_shared_from_this<HttpRequest> {
   std::string peer_;
   beast::flat_buffer buffer_;
   http::request_parser<http::empty_body> parser_;
+  std::string expected_agent_proof_;  // the line an agent must send after the 101
 };
 
 }  // namespace
+
+// Over --max-connections, nobody is admitted. Below it, connections that have not proved the token
+// yet are limited per peer, and those of other uids (or from elsewhere) to half of it: the other half
+// stays for connections that proved the token and for the token holder's own uid, whatever others
+// keep half-open.
+void WebServer::Impl::admit(tcp::socket socket, bool agents_only) {
+  const std::size_t limit = options.max_connections;
+  if (open_connections >= limit) {
+    return refusals.refused("connections over " + std::to_string(limit) + " (--max-connections)",
+                            "web: refused a connection: too many connections (" + std::to_string(limit) +
+                                ", hotd serve --max-connections)");
+  }
+  const std::size_t unproven_share = std::max<std::size_t>(1, limit / 2);
+  const std::size_t per_peer = std::min(kMaxUnprovenPerPeer, unproven_share);
+  Peer peer = identify(socket);
+  const auto from_peer = unproven_by_peer.find(peer.key);
+  if (from_peer != unproven_by_peer.end() && from_peer->second >= per_peer) {
+    return refusals.refused("connections over " + std::to_string(per_peer) + " unproven from one peer",
+                            "web: refused a connection from " + peer.key + ": it has " + std::to_string(from_peer->second) +
+                                " connections open that have not proved the token");
+  }
+  if (!peer.same_uid && unproven_connections >= unproven_share) {
+    return refusals.refused("connections over half of --max-connections unproven",
+                            "web: refused a connection from " + peer.key + ": connections that have not proved the token fill "
+                            "half of --max-connections (" + std::to_string(limit) + "); the rest is kept for the token holder");
+  }
+  std::make_shared<HttpRequest>(shared_from_this(), std::move(socket), std::move(peer.key), agents_only)->start();
+}
 
 void WebServer::Impl::accept(Listener& listener) {
   listener.acceptor.async_accept([self = shared_from_this(), &listener](const boost::system::error_code& error,
                                                                          tcp::socket socket) {
     if (self->stopped) return;
-    if (!error && self->open_connections >= self->options.max_connections) {
-      if (!self->refusing) self->host.log("web: refused a connection: too many connections (" +
-                                          std::to_string(self->options.max_connections) + ", hotd serve --max-connections)");
-      self->refusing = true;
-    } else if (!error) {
-      self->refusing = false;
-      std::make_shared<HttpRequest>(self, std::move(socket), listener.agents_only)->start();
-    }
+    if (!error) self->admit(std::move(socket), listener.agents_only);
     if (error == asio::error::operation_aborted) return;
     if (!error) {
       self->accept_failing = false;
@@ -414,8 +668,11 @@ bool is_loopback_address(const std::string& address) {
 std::unique_ptr<WebServer> WebServer::start(asio::io_context& io, WebHost& host, const WebOptions& options,
                                             std::string& error) {
   auto impl = std::make_shared<Impl>(io, host, options);
-  impl->token = random_token(error);
-  if (impl->token.empty()) return nullptr;
+  impl->token = random_hex();
+  if (impl->token.empty()) {
+    error = "the system gave no random bytes for the web token";
+    return nullptr;
+  }
   json listen = json::array();
   std::vector<std::pair<std::string, bool>> endpoints = {{options.address + ":0", false}};
   for (const std::string& endpoint : options.agent_listen) endpoints.emplace_back(endpoint, true);
@@ -460,6 +717,7 @@ void WebServer::stop() {
     boost::system::error_code ignored;
     listener.acceptor.close(ignored);
   }
+  impl_->refusals.flush();
   for (const auto& weak : std::set(impl_->websockets)) {
     if (const auto editor = std::static_pointer_cast<WebSocketEditor>(weak.lock())) editor->close();
   }

@@ -116,13 +116,16 @@ class TargetInOtherNamespaces(HotdTestCase):
         self.assertIn("hotd: updated app.value (line 3)", self.errors(process))
 
     def test_a_wrong_token_is_refused_and_said_on_stderr(self):
+        # Neither side can tell a wrong token from an impostor: the agent finds the daemon's proof wrong
+        # and sends nothing; the daemon sees the agent leave without its proof.
         self.in_target(["sh", "-c", "echo %s > /srv/wrong-token" % ("ab" * 32)], check=True)
         process = self.start_target("/srv/wrong-token")
         self.wait_output(process, "value=before")
-        wait_for(lambda: "401" in self.errors(process), message="the refusal on the target's stderr")
+        wait_for(lambda: "did not prove it holds the token of token_file" in self.errors(process),
+                 message="the refusal on the target's stderr")
         self.assertEqual(self.remote_processes(), [])
         with open(self.daemon_log_path) as log:
-            self.assertIn("refused a request without the token", log.read())
+            self.assertIn("refused an agent that did not prove it holds the token", log.read())
 
 
 if __name__ == "__main__":

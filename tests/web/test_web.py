@@ -9,8 +9,8 @@ import struct
 import unittest
 import urllib.parse
 
-from web_testing import (APP, OP_CLOSE, HotdTestCase, WebSocket, WebSocketRefused, http_get, read_headers, wait_for,
-                         web_info)
+from web_testing import (APP, OP_CLOSE, HotdTestCase, WebSocket, WebSocketRefused, agent_handshake, http_get,
+                         wait_for, web_info)
 
 
 class WebTestCase(HotdTestCase):
@@ -167,9 +167,7 @@ class AgentPort(WebTestCase):
 
     def test_an_upgraded_agent_stream_that_speaks_as_a_client_is_closed(self):
         with socket.create_connection(("127.0.0.1", self.agent_port()), timeout=10) as sock:
-            sock.sendall(("GET /agent HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nConnection: Upgrade\r\n"
-                          "Upgrade: hotd-agent\r\n\r\n" % self.token).encode())
-            self.assertEqual(read_headers(sock)[0], 101)
+            self.assertEqual(agent_handshake(sock, self.token), 101)
             body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "hotd/stop"}).encode()
             sock.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
             self.assertEqual(sock.recv(100), b"")

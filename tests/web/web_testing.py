@@ -4,6 +4,7 @@ tests check the bytes on the wire rather than a library's idea of them."""
 
 import base64
 import hashlib
+import hmac
 import json
 import os
 import socket
@@ -60,6 +61,36 @@ def http_get(port, target, headers=None, host="127.0.0.1", timeout=10.0):
             response += chunk
     head, _, body = response.partition(b"\r\n\r\n")
     return int(head.split()[1]), body.decode()
+
+
+def handshake_proof(token, role, agent_nonce, daemon_nonce):
+    """A proof of runtime/agent/agent_handshake.h, computed with Python's own HMAC."""
+    message = "hotd %s proof %s %s" % (role, agent_nonce, daemon_nonce)
+    return hmac.new(token.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def header_value(head, name):
+    for line in head.split("\r\n")[1:]:
+        key, _, value = line.partition(":")
+        if key.strip().lower() == name.lower():
+            return value.strip()
+    return None
+
+
+def agent_handshake(sock, token):
+    """Upgrades `sock` to an agent stream as the native agent does: checks the daemon's proof, then
+    sends the agent's. Returns the daemon's response status."""
+    agent_nonce = os.urandom(32).hex()
+    sock.sendall(("GET /agent HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: hotd-agent\r\n"
+                  "Hotd-Agent-Nonce: %s\r\n\r\n" % agent_nonce).encode())
+    status, head = read_headers(sock)
+    if status == 101:
+        daemon_nonce = header_value(head, "Hotd-Daemon-Nonce")
+        expected = handshake_proof(token, "daemon", agent_nonce, daemon_nonce)
+        if header_value(head, "Hotd-Daemon-Proof") != expected:
+            raise AssertionError("the daemon's proof is wrong in %r" % head)
+        sock.sendall(b"Hotd-Agent-Proof: %s\r\n" % handshake_proof(token, "agent", agent_nonce, daemon_nonce).encode())
+    return status
 
 
 class WebSocketRefused(Exception):

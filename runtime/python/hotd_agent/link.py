@@ -3,7 +3,7 @@
 The native agent (runtime/agent/hotd_agent.c) owns the socket and calls these functions with the GIL
 held, from its own thread: `registration` once per connection, `handle` for each message from the
 daemon, `drain` when the import hook signalled new modules (and again every few milliseconds while
-`drain_again` is true). Each returns the JSON-RPC message body to send (bytes, possibly empty).
+`drain_again` is true), `set_wake_pipe` when it replaced a wake pipe the program closed. Each returns the JSON-RPC message body to send (bytes, possibly empty).
 Runs on a foreign thread: no `threading`, `logging` or `asyncio` imports.
 """
 
@@ -298,11 +298,16 @@ def _settle_awaited_imports():
 
 def _wake_agent():
     watch = _import_watch[0] if _import_watch else None
-    if watch is not None and watch.wake_fd >= 0:
-        try:
+    if watch is None or watch.wake_fd < 0:
+        return
+    try:
+        # The program may have closed the pipe and reused its number for a file of its own
+        # (os.closerange): write only when the number is still the agent's pipe.
+        status = os.fstat(watch.wake_fd)
+        if (status.st_dev, status.st_ino) == watch.wake_identity:
             os.write(watch.wake_fd, b"i")
-        except OSError:
-            pass  # the pipe is full: a drain is already pending
+    except OSError:
+        pass  # closed, or the pipe is full: a drain is already pending
 
 
 class _CapturingLoader(importlib.machinery.SourceFileLoader):
@@ -374,8 +379,8 @@ class _ImportWatch(object):
     gives the .py files of the user's code a _CapturingLoader; other imports only wake the agent,
     which drains new modules once the importer lets go of the GIL. Inert once detached."""
 
-    def __init__(self, wake_fd):
-        self.wake_fd = wake_fd
+    wake_fd = -1
+    wake_identity = None  # (st_dev, st_ino) of the agent's pipe
 
     def find_spec(self, fullname, path=None, target=None):
         if stop_requested:
@@ -420,25 +425,36 @@ def _start_agent_in_forked_child():
         pass
 
 
+def set_wake_pipe(lines):
+    """The native half's wake pipe (`wake_fd=N`, `wake_inode=DEV:INO`): given at registration, and
+    again whenever the agent replaced a pipe the program had closed. Installs the import watch."""
+    settings = _parse_config(lines)
+    wake_fd = int(settings.get("wake_fd", ["-1"])[-1])
+    device, _, inode = settings.get("wake_inode", ["0:0"])[-1].partition(":")
+    if not _import_watch:
+        if wake_fd < 0:
+            return b""
+        _import_watch.append(_ImportWatch())
+        sys.meta_path.insert(0, _import_watch[0])
+    _import_watch[0].wake_identity = (int(device), int(inode))
+    _import_watch[0].wake_fd = wake_fd
+    return b""
+
+
 def registration(config):
     global stop_requested
     stop_requested = False
     _settings.clear()
     _settings.update(_parse_config(config))
-    # The native half adds `library=` and `wake_fd=` to the starter's lines: a child's adds its own.
+    # The native half adds `library=` and the wake pipe's lines to the starter's: a child's adds its own.
     _config_for_children[0] = b"\n".join(line for line in config.splitlines()
-                                         if not line.startswith((b"library=", b"wake_fd=")))
+                                         if not line.startswith((b"library=", b"wake_fd=", b"wake_inode=")))
     if not _fork_hook_installed[0] and _setting("launcher") != "run":
         os.register_at_fork(after_in_child=_start_agent_in_forked_child)
         _fork_hook_installed[0] = True
     _reported_files.clear()
     _registered[0] = False
-    wake_fd = int(_setting("wake_fd", "-1"))
-    if _import_watch:
-        _import_watch[0].wake_fd = wake_fd
-    elif wake_fd >= 0:
-        _import_watch.append(_ImportWatch(wake_fd))
-        sys.meta_path.insert(0, _import_watch[0])
+    set_wake_pipe(config)
     if _setting("launcher") == "run":
         _awaited_imports["__main__"] = True
         _last_import[0] = time.monotonic()
