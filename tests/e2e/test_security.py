@@ -11,10 +11,14 @@ import shutil
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import unittest
 
 from hotd_testing import HOTD, PYTHON, HotdTestCase, RpcClient, wait_for
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "web"))
+from web_testing import agent_handshake  # noqa: E402
 
 OTHER_UID = 65534
 SECRET = "s3cr3t-only-on-this-disk"
@@ -78,14 +82,7 @@ class SecurityTestCase(HotdTestCase):
             info = json.load(info_file)
         host, port = info["agent_listen"][0].rsplit(":", 1)
         sock = socket.create_connection((host, int(port)), timeout=10)
-        sock.sendall(("GET /agent HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nConnection: Upgrade\r\n"
-                      "Upgrade: hotd-agent\r\n\r\n" % (host, info["token"])).encode())
-        head = b""
-        while not head.endswith(b"\r\n\r\n"):  # byte by byte: what follows is the daemon's framing
-            byte = sock.recv(1)
-            self.assertTrue(byte, "the daemon closed the upgrade")
-            head += byte
-        self.assertIn(b" 101 ", head.split(b"\r\n", 1)[0])
+        self.assertEqual(agent_handshake(sock, info["token"]), 101)  # the proof of the token, as agents make it
         agent = RpcClient(sock=sock)
         self.agents.append(agent)
         return agent
