@@ -117,7 +117,8 @@ if child == 0:
         sys.stdout.flush()
         time.sleep(0.05)
     os._exit(0)
-print("parent forked %d" % child, flush=True)
+sys.stdout.write("parent forked %d\\n" % child)  # one write: print's two let the child's line in between
+sys.stdout.flush()
 sys.stdin.readline()
 """
 
