@@ -10,7 +10,7 @@ import threading
 import time
 import unittest
 
-from web_testing import HotdTestCase, http_get, wait_for, web_info
+from web_testing import ServedTestCase, http_get, wait_for
 
 FOREIGN_ORIGIN = "http://evil.example/" + "x" * 7000
 
@@ -55,22 +55,7 @@ def refused_request(port):
             pass
 
 
-class FloodTestCase(HotdTestCase):
-    serve_options = ()
-
-    def setUp(self):
-        super().setUp()
-        self.hotd("serve", "--quiet", *self.serve_options)
-        info = wait_for(self.fresh_info, message="web.json of the daemon")
-        self.port, self.token = info["port"], info["token"]
-
-    def fresh_info(self):
-        try:
-            info = web_info(self.runtime)
-        except (OSError, ValueError):
-            return None
-        return info if info["pid"] == self.daemon_pid() else None
-
+class FloodTestCase(ServedTestCase):
     def log_size(self):
         return os.path.getsize(os.path.join(self.runtime, "daemon.log"))
 

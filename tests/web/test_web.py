@@ -9,26 +9,14 @@ import struct
 import unittest
 import urllib.parse
 
-from web_testing import (APP, OP_CLOSE, HotdTestCase, WebSocket, WebSocketRefused, agent_handshake, http_get,
-                         wait_for, web_info)
+from web_testing import (APP, OP_CLOSE, ServedTestCase, WebSocket, WebSocketRefused, agent_handshake, http_get,
+                         wait_for)
 
 
-class WebTestCase(HotdTestCase):
-    serve_options = ()
-
+class WebTestCase(ServedTestCase):
     def setUp(self):
         super().setUp()
-        self.hotd("serve", "--quiet", *self.serve_options)
-        self.info = wait_for(self.fresh_info, message="web.json of the daemon")
-        self.port, self.token = self.info["port"], self.info["token"]
         self.bearer = {"Authorization": "Bearer " + self.token}
-
-    def fresh_info(self):
-        try:
-            info = web_info(self.runtime)
-        except (OSError, ValueError):
-            return None
-        return info if info["pid"] == self.daemon_pid() else None
 
     def websocket(self, headers=None, query=None):
         target = "/lsp" + ("?" + urllib.parse.urlencode(query) if query else "")

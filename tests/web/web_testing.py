@@ -35,6 +35,25 @@ def web_info(runtime):
         return json.load(info)
 
 
+class ServedTestCase(HotdTestCase):
+    """A daemon of the test's own, started with `serve_options`; `info`, `port` and `token` are its web.json."""
+
+    serve_options = ()
+
+    def setUp(self):
+        super().setUp()
+        self.hotd("serve", "--quiet", *self.serve_options)
+        self.info = wait_for(self.fresh_info, message="web.json of the daemon")
+        self.port, self.token = self.info["port"], self.info["token"]
+
+    def fresh_info(self):
+        try:
+            info = web_info(self.runtime)
+        except (OSError, ValueError):
+            return None
+        return info if info["pid"] == self.daemon_pid() else None
+
+
 def read_headers(sock):
     """The status code and the raw header block of an HTTP response; reads nothing past it."""
     data = b""
