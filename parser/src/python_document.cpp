@@ -1,6 +1,8 @@
 #include "hotd/parser/python_document.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <optional>
 #include <stdexcept>
 
 #include <tree_sitter/api.h>
@@ -16,16 +18,41 @@ struct TreeDeleter {
 };
 using Tree = std::unique_ptr<TSTree, TreeDeleter>;
 
-// Parses with the included ranges already set on `parser`. Each parse starts with a fresh external
-// scanner: tree-sitter-python 0.23.6's scanner does not reset `inside_f_string` between parses, so a
-// text that ends inside an unterminated f-string would change how the next text is read (found by
-// tests/fuzz/parser_fuzzer). Setting the language again recreates the scanner and keeps the ranges.
-Tree parse_tree(TSParser* parser, const std::string& source) {
+// The time libtree-sitter may take over one parse: linear in the bytes parsed, with room for a loaded
+// machine (a plain parse runs at about 0.7 s per MB here). tree-sitter-python 0.23.6's scanner is
+// quadratic in the consecutive comment or `\` lines inside a block (at each end of line it reads all of
+// them ahead for the next line's indent): 16,000 take 4 s to 12 s, 60,000 minutes. Such a text is given
+// up on, so that no save holds the daemon.
+std::uint64_t parse_budget_micros(std::size_t bytes) { return 1'000'000 + 2 * std::uint64_t{bytes}; }
+
+// Parses the `parsed_bytes` of `source` that the included ranges set on `parser` cover; none if the
+// parse ran out of time. Each parse starts with a fresh external scanner: tree-sitter-python 0.23.6's
+// scanner does not reset `inside_f_string` between parses, so a text that ends inside an unterminated
+// f-string would change how the next text is read (found by tests/fuzz/parser_fuzzer). Setting the
+// language again recreates the scanner and keeps the ranges.
+Tree parse_tree(TSParser* parser, const std::string& source, std::size_t parsed_bytes) {
   ts_parser_set_language(parser, python_language());
+  ts_parser_set_timeout_micros(parser, parse_budget_micros(parsed_bytes));
   TSTree* tree = ts_parser_parse_string_encoding(parser, nullptr, source.data(), static_cast<uint32_t>(source.size()),
                                                  TSInputEncodingUTF8);
-  if (!tree) throw std::runtime_error("tree-sitter failed to parse (parser has no language?)");
+  if (!tree) ts_parser_reset(parser);  // else the next parse would resume this one
   return Tree(tree);
+}
+
+SyntaxError gave_up(std::size_t parsed_bytes) {
+  char budget[32];
+  std::snprintf(budget, sizeof budget, "%.1f s", static_cast<double>(parse_budget_micros(parsed_bytes)) / 1e6);
+  return {{0, 0}, {0, 0},
+          "the parser gave up after " + std::string(budget) +
+              " (tree-sitter-python is slow on thousands of comment or line-continuation lines in a row "
+              "inside a block), so this text is not used"};
+}
+
+// `next` holds no definitions, only the reason its text is not used.
+void refuse(Module& next, SyntaxError why) {
+  next.definitions.clear();
+  next.top_level.clear();
+  next.errors.assign(1, std::move(why));
 }
 
 // The point of byte `offset`, counting from a known point at byte `from`.
@@ -42,6 +69,41 @@ TSPoint point_at(const std::string& text, std::size_t from, TSPoint point, std::
 }
 
 std::int64_t count_lines(std::string_view text) { return std::count(text.begin(), text.end(), '\n'); }
+
+// libtree-sitter 0.20 (Debian's) corrupts its heap freeing a tree with 65,535 or more extras in a row
+// (tree-sitter/tree-sitter#2134, fixed in later releases): comment lines and lone `\` continuation
+// lines, blank lines between them included. A text with such a run is refused before tree-sitter
+// sees it, with a margin below the limit. Lines are read as lines, without knowing strings: a
+// string whose lines start with `#` counts too, which only makes the refusal early.
+constexpr std::uint32_t max_extra_lines_in_a_row = 60'000;
+
+// The first run of at least max_extra_lines_in_a_row such lines, as a syntax error; none if none.
+std::optional<SyntaxError> too_many_extras_in_a_row(std::string_view text) {
+  std::uint32_t line = 0, run = 0, run_start = 0, run_end = 0;
+  for (std::size_t begin = 0; begin < text.size(); ++line) {
+    std::size_t end = text.find('\n', begin);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view content = text.substr(begin, end - begin);
+    const std::size_t first = content.find_first_not_of(" \t\f\r");
+    content = first == std::string_view::npos ? std::string_view() : content.substr(first);
+    while (!content.empty() && (content.back() == '\r' || content.back() == ' ' || content.back() == '\t')) {
+      content.remove_suffix(1);
+    }
+    if (content.starts_with('#') || content == "\\") {
+      if (run++ == 0) run_start = line;
+      run_end = line;
+      if (run == max_extra_lines_in_a_row) break;
+    } else if (!content.empty()) {
+      run = 0;
+    }
+    begin = end + 1;
+  }
+  if (run < max_extra_lines_in_a_row) return std::nullopt;
+  return SyntaxError{{run_start, 0}, {run_end, 0},
+                     "more than " + std::to_string(max_extra_lines_in_a_row) +
+                         " comment or line-continuation lines in a row (from line " + std::to_string(run_start + 1) +
+                         "); the parser (libtree-sitter 0.20) cannot read that many, so this text is not used"};
+}
 
 }  // namespace
 
@@ -60,8 +122,10 @@ PythonDocument::PythonDocument(PythonDocument&&) noexcept = default;
 PythonDocument& PythonDocument::operator=(PythonDocument&&) noexcept = default;
 
 void PythonDocument::parse_whole(Module& next) {
+  if (auto refusal = too_many_extras_in_a_row(next.source)) return refuse(next, std::move(*refusal));
   ts_parser_set_included_ranges(parser_.get(), nullptr, 0);
-  const Tree tree = parse_tree(parser_.get(), next.source);
+  const Tree tree = parse_tree(parser_.get(), next.source, next.source.size());
+  if (!tree) return refuse(next, gave_up(next.source.size()));
   next.definitions.clear();
   next.top_level.clear();
   next.errors.clear();
@@ -115,6 +179,8 @@ bool PythonDocument::reparse_region(Module& next, std::size_t edit_start, std::s
   const std::string_view region = std::string_view(next.source).substr(begin, region_end - begin);
   // A trailing line continuation would join the next item in a full parse but may pass alone.
   if (region.ends_with("\\\n") || region.ends_with("\\\r\n")) return false;
+  // The region starts and ends with code (or the file), so a run of extras too long lies inside it.
+  if (too_many_extras_in_a_row(region)) return false;  // the full parse refuses the text
 
   TSRange range;
   range.start_byte = static_cast<uint32_t>(begin);
@@ -122,7 +188,11 @@ bool PythonDocument::reparse_region(Module& next, std::size_t edit_start, std::s
   range.start_point = first < 0 ? TSPoint{0, 0} : TSPoint{previous.definitions[top[first]].span.start.line, 0};
   range.end_point = point_at(next.source, begin, range.start_point, region_end);
   if (!ts_parser_set_included_ranges(parser_.get(), &range, 1)) return false;
-  const Tree tree = parse_tree(parser_.get(), next.source);
+  const Tree tree = parse_tree(parser_.get(), next.source, region.size());
+  if (!tree) {  // the whole text would take longer still
+    refuse(next, gave_up(region.size()));
+    return true;
+  }
   const TSNode root = ts_tree_root_node(tree.get());
   if (ts_node_has_error(root)) return false;  // a full parse says exactly what is wrong
 

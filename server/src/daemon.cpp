@@ -22,6 +22,9 @@
 
 #include <boost/asio.hpp>
 #include <nlohmann/json.hpp>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
 
 #include "daemon_client.hpp"
 #include "directory_watcher.hpp"
@@ -978,8 +981,17 @@ void Daemon::attach(int pid, std::function<void(bool, const std::string&)> done)
 int run_daemon(const RuntimeDir& dir, InstanceLock lock, int listen_fd, const DaemonOptions& options) {
   ::signal(SIGPIPE, SIG_IGN);
   if (!lock.record_pid()) log_line("cannot record the daemon's pid in " + dir.lock());
-  Daemon daemon(dir, listen_fd, options);
-  const int status = daemon.run();
+  int status = 0;
+  {
+    Daemon daemon(dir, listen_fd, options);
+    status = daemon.run();
+  }
+#if defined(__SANITIZE_ADDRESS__)
+  // The end-of-process leak check, run while the lock is held: `hotd stop` returns once the lock is
+  // released, and a caller that then kills what is left (a test's cleanup) would interrupt the check
+  // as it stops the threads, which LeakSanitizer reports as "Unable to get registers from thread".
+  __lsan_do_leak_check();
+#endif
   (void)lock;  // held until here
   return status;
 }

@@ -14,7 +14,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
-from hotd_testing import HOTD, HotdTestCase, RpcClient, frame, wait_for  # noqa: E402
+from hotd_testing import HOTD, HotdTestCase, RpcClient, frame, process_gone, wait_for  # noqa: E402
 from test_daemon import LOOP_APP, loop_app  # noqa: E402
 
 QUEUE_LIMIT = 64 * 1024 * 1024  # the daemon's cap on replies queued for one connection
@@ -29,14 +29,6 @@ def with_added_function(value, default):
     """LOOP_APP returning `value`, with a new function whose default is `default`: adding it to a
     running script evaluates the default inside the patch (its top-level statements are not re-run)."""
     return with_statement(value, "def added(x=%s):\n    return x" % default)
-
-
-def exited(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 def cpu_seconds(pid):
@@ -156,6 +148,24 @@ class Patches(FaultTestCase):
         time.sleep(0.5)
         self.assertIsNone(stuck_process.poll())
         self.assertGreater(len(self.output(stuck_process)), printed)  # alive, and its main thread runs
+
+    def test_texts_the_parser_cannot_read_are_refused_and_the_daemon_keeps_serving(self):
+        # libtree-sitter 0.20 corrupts its heap on 65,535 comment lines in a row (the daemon died), and
+        # tree-sitter-python takes minutes over 60,000 of them inside a block (the daemon hung).
+        app, process = self.attached_app("app.py", 1)
+        self.write("app.py", "#\n" * 70000 + loop_app(2))
+        result = self.hotd("patch", app, check=False)
+        self.assertEqual(result.returncode, 1, result.stdout)
+        self.assertIn("comment or line-continuation lines in a row", result.stdout)
+        self.assert_serving()
+        self.write("app.py", loop_app(3).replace("    return 3", "    #\n" * 59990 + "    return 3"))
+        result = self.hotd("patch", app, check=False)
+        self.assertEqual(result.returncode, 1, result.stdout)
+        self.assertIn("the parser gave up", result.stdout)
+        self.assert_serving()
+        self.write("app.py", loop_app(4))
+        self.assertIn("pid %d: applied" % process.pid, self.hotd("patch", app).stdout)
+        self.wait_output(process, "value=4")
 
     def test_target_killed_mid_patch_is_reported_before_the_timeout(self):
         self.hotd("serve", "--patch-timeout-ms", "30000")
@@ -446,7 +456,7 @@ class Lifecycle(FaultTestCase):
         client.sock.sendall(b"Content-Length: 100\r\n\r\n{")  # left mid-message
         process.kill()
         self.hotd("stop")
-        wait_for(lambda: exited(daemon), timeout=30, message="the daemon to exit")
+        wait_for(lambda: process_gone(daemon), timeout=30, message="the daemon to exit")
         client.close()
         log = self.daemon_log()
         for problem in ("Sanitizer", "runtime error:", "terminate called"):

@@ -286,3 +286,59 @@ TEST_CASE("a text ending inside an unterminated f-string does not change how the
   CHECK_FALSE(document.module().has_errors());
   check_same_model(document.module(), parser::parse_module(valid), "after an unterminated f-string");
 }
+
+TEST_CASE("a run of comment or continuation lines libtree-sitter 0.20 cannot free is refused, not parsed") {
+  // 65,535 extras in a row corrupt libtree-sitter 0.20's heap (tree-sitter/tree-sitter#2134); under
+  // the sanitizers, parsing any of these texts fails the run.
+  auto repeat = [](const std::string& line, int times) {
+    std::string text;
+    for (int i = 0; i < times; ++i) text += line;
+    return text;
+  };
+  const std::string code = "def f():\n    return 1\n";
+  for (const std::string& text : {repeat("#\n", 70'000), repeat("# note\n\n", 66'000), repeat("\\\n", 70'000),
+                                  code + repeat("#\n\\\n", 35'000) + code,
+                                  "def g():\n    x = 1\n" + repeat("    #\n", 70'000) + "    return x\n"}) {
+    const Module m = parser::parse_module(text);
+    REQUIRE(m.errors.size() == 1);
+    CHECK(m.errors[0].message.find("comment or line-continuation lines in a row") != std::string::npos);
+    CHECK(m.definitions.empty());
+  }
+
+  SUBCASE("one line fewer than the limit is parsed") {
+    const Module m = parser::parse_module(repeat("#\n", 59'999) + code);
+    CHECK_FALSE(m.has_errors());
+    CHECK(find(m, "f").span.start.line == 59'999);
+  }
+  SUBCASE("an edit that makes the run reach the limit is refused, and one that breaks it parses again") {
+    parser::PythonDocument document(code + repeat("#\n", 59'999) + code);
+    REQUIRE_FALSE(document.module().has_errors());
+    document.update(code + repeat("#\n", 60'000) + code);
+    REQUIRE(document.module().errors.size() == 1);
+    CHECK(document.module().errors[0].start.line == 2);
+    const std::string broken = code + repeat("#\n", 30'000) + "x = 1\n" + repeat("#\n", 30'000) + code;
+    document.update(broken);
+    CHECK_FALSE(document.module().has_errors());
+    check_same_model(document.module(), parser::parse_module(broken), "after the run was broken");
+  }
+}
+
+TEST_CASE("a text the grammar's scanner would take minutes over is given up on within its time budget") {
+  // tree-sitter-python 0.23.6 reads all the comment lines ahead at each end of line in a block:
+  // 59,990 of them take minutes. The budget for this 0.36 MB text is 1.7 s.
+  std::string body;
+  for (int i = 0; i < 59'990; ++i) body += "    #\n";
+  const std::string text = "def g():\n    x = 1\n" + body + "    return x\n";
+  parser::PythonDocument document(text);
+  REQUIRE(document.module().errors.size() == 1);
+  CHECK(document.module().errors[0].message.find("the parser gave up after 1.7 s") != std::string::npos);
+  CHECK(document.module().definitions.empty());
+
+  // The parser is usable again at once, and a region reparse that runs out of time gives up too.
+  const std::string fine = "def g():\n    x = 1\n    return x\n\ndef h():\n    pass\n";
+  document.update(fine);
+  CHECK_FALSE(document.module().has_errors());
+  document.update("def g():\n    x = 1\n" + body + "    return x\n\ndef h():\n    pass\n");
+  REQUIRE(document.module().errors.size() == 1);
+  CHECK(document.module().errors[0].message.find("gave up") != std::string::npos);
+}

@@ -21,7 +21,8 @@ namespace hotd::parser {
 
 class PythonDocument {
  public:
-  // Parses `source` from scratch. Never fails: syntax errors are in module().errors.
+  // Parses `source` from scratch. Never fails: syntax errors are in module().errors, and so is the
+  // reason for a text the parser cannot read safely or in time (then there are no definitions).
   explicit PythonDocument(std::string source);
   ~PythonDocument();
   PythonDocument(PythonDocument&&) noexcept;
@@ -38,6 +39,7 @@ class PythonDocument {
  private:
   struct ParserDeleter { void operator()(TSParser*) const; };
 
+  // Fills `next` by reparsing the region the edit touched; false if only a full parse can.
   bool reparse_region(Module& next, std::size_t edit_start, std::size_t old_edit_end, std::size_t new_edit_end);
   void parse_whole(Module& next);
 
