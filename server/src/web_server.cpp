@@ -465,8 +465,9 @@ class HttpRequest : public std::enable_shared_from_this<HttpRequest> {
     auto& request = parser_.get();
     const std::string_view target = request.target();
     const std::string_view path = target.substr(0, target.find('?'));
-    const auto origin = request.find(http::field::origin);
-    if (origin != request.end() && !server_->allowed_origin(origin->value())) {
+    // Every Origin header: a request naming an allowed one first and a foreign one after is foreign.
+    for (auto [origin, last] = request.equal_range(http::field::origin); origin != last; ++origin) {
+      if (server_->allowed_origin(origin->value())) continue;
       server_->refusals.refused("from a foreign Origin", "http " + peer_ + ": refused a request from origin " + loggable(origin->value()));
       return respond(http::status::forbidden, "origin not allowed");
     }

@@ -76,6 +76,16 @@ class WebSocketEditor(WebTestCase):
             self.assertEqual(refused.exception.status, 403, origin)
         self.websocket(dict(self.bearer, Origin="vscode-webview://1b2c3d")).close()
 
+    def test_a_second_origin_header_is_checked_too(self):
+        allowed, foreign = ("Origin", "vscode-webview://1b2c3d"), ("Origin", "http://evil.example")
+        for origins in ([allowed, foreign], [foreign, allowed]):
+            headers = list(self.bearer.items()) + origins
+            with self.assertRaises(WebSocketRefused) as refused:
+                self.websocket(headers)
+            self.assertEqual(refused.exception.status, 403, origins)
+            self.assertEqual(http_get(self.port, "/status", headers)[0], 403, origins)
+        self.assert_daemon_serves()
+
     def test_an_oversized_message_closes_that_websocket_and_the_daemon_keeps_serving(self):
         editor = self.websocket(self.bearer)
         # Only the frame header: the daemon must refuse on the announced size, not after 64 MiB.

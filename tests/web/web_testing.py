@@ -66,11 +66,17 @@ def read_headers(sock):
     return (int(status_line.split()[1]) if status_line else 0), data.decode("latin-1")
 
 
+def header_lines(headers):
+    """`headers` as request lines: a dict, or a list of (name, value) pairs for a name sent twice."""
+    pairs = headers.items() if isinstance(headers, dict) else headers or []
+    return ["%s: %s" % pair for pair in pairs]
+
+
 def http_get(port, target, headers=None, host="127.0.0.1", timeout=10.0):
     """(status, body) of a GET; the daemon closes after each response."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
         lines = ["GET %s HTTP/1.1" % target, "Host: %s:%d" % (host, port)]
-        lines += ["%s: %s" % item for item in (headers or {}).items()]
+        lines += header_lines(headers)
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         response = b""
         while True:
@@ -124,7 +130,7 @@ class WebSocket(JsonRpcPeer):
         key = base64.b64encode(os.urandom(16)).decode()
         lines = ["GET %s HTTP/1.1" % target, "Host: 127.0.0.1:%d" % port, "Upgrade: websocket",
                  "Connection: Upgrade", "Sec-WebSocket-Key: " + key, "Sec-WebSocket-Version: 13"]
-        lines += ["%s: %s" % item for item in (headers or {}).items()]
+        lines += header_lines(headers)
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         status, head = read_headers(self.sock)
         if status != 101:
