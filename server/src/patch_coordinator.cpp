@@ -376,7 +376,8 @@ PatchCoordinator::ResultOutcome PatchCoordinator::on_synced(AgentId id, const st
   ResultOutcome outcome;
   const auto agent_entry = agents_.find(id);
   const auto save_entry = saves_.find(save);
-  if (agent_entry == agents_.end() || save_entry == saves_.end()) return outcome;
+  // A sync names the save and the file it was sent for; an answer naming another file is not one.
+  if (agent_entry == agents_.end() || save_entry == saves_.end() || save_entry->second.key != key) return outcome;
   save_entry->second.syncing.erase(id);
   Agent& agent = agent_entry->second;
   if (agent.files.contains(key)) {
@@ -445,10 +446,11 @@ PatchCoordinator::ResultOutcome PatchCoordinator::on_result(AgentId id, const st
   const auto file_entry = agent.files.find(key);
   if (file_entry == agent.files.end()) return outcome;
   ProcessFile& file = file_entry->second;
-  if (file.in_flight == save) {
-    file.in_flight.reset();
-    file.in_flight_timed_out = false;
-  }
+  // Only the answer to what this process has in flight counts (a late one after a timeout included):
+  // one for another save would take its text as the baseline and drop the save in flight.
+  if (file.in_flight != save) return outcome;
+  file.in_flight.reset();
+  file.in_flight_timed_out = false;
 
   const bool reload = save_entry->second.reload;
   const bool applied = !failed_to_deliver && (reload ? reloaded(result, file.path) : !nothing_applied(result));

@@ -396,3 +396,41 @@ TEST_CASE("definitions that do not run the reported text are updated by the next
   outcome = disk.coordinator.save("/app.py", with_extra);
   CHECK(outcome.completed[0].processes[0].status == "unchanged");
 }
+
+TEST_CASE("an answer for a save the process does not have in flight changes nothing") {
+  // Found by tests/fuzz/agent_protocol_fuzzer: taken, it made that save's text the baseline and
+  // dropped the save in flight, whose ticket never completed.
+  Disk disk;
+  disk.files["/app.py"] = version(1);
+  const AgentId first = disk.attach(100, "/app.py");
+  const AgentId second = disk.attach(200, "/app.py");
+  auto one = disk.coordinator.save("/app.py", version(2));
+  REQUIRE(one.dispatches.size() == 2);
+  REQUIRE(one.dispatches[0].agent == first);
+  auto two = disk.coordinator.save("/app.py", version(3));  // pending behind `one` for both
+  CHECK(disk.coordinator.on_result(first, "/app.py", one.dispatches[0].save + 100, applied).completed.empty());
+  CHECK(disk.coordinator.on_result(first, "/app.py", one.dispatches[0].save + 1, applied).completed.empty());  // two's
+  // `one` is still in flight: its answers complete it, and `two` goes out after.
+  disk.coordinator.on_result(second, "/app.py", one.dispatches[1].save, applied);
+  auto answered = disk.coordinator.on_result(first, "/app.py", one.dispatches[0].save, applied);
+  REQUIRE(answered.completed.size() == 1);
+  CHECK(answered.completed[0].ticket == one.ticket);
+  REQUIRE(answered.dispatches.size() == 1);
+  CHECK(answered.dispatches[0].params["source"] == version(3));
+}
+
+TEST_CASE("a sync answer naming another file than its save's is not taken") {
+  // Found by tests/fuzz/agent_protocol_fuzzer: it planned the save against a file never saved.
+  Disk disk;
+  disk.files["/other.py"] = version(1);
+  const AgentId agent = disk.attach(100, "/other.py");
+  auto outcome = disk.coordinator.save("/app.py", version(2));
+  const auto save = outcome.dispatches[0].save;
+  auto wrong = disk.coordinator.on_synced(agent, "/elsewhere.py", save, false);
+  CHECK(wrong.dispatches.empty());
+  CHECK(wrong.completed.empty());  // the ticket still waits for this process's answer
+  disk.coordinator.modules_loaded(agent, {{"app", "/app.py", version(1)}});
+  auto synced = disk.coordinator.on_synced(agent, "/app.py", save, false);
+  REQUIRE(synced.dispatches.size() == 1);
+  CHECK(synced.dispatches[0].method == "agent/patch");
+}
