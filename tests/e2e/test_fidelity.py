@@ -124,6 +124,38 @@ class Fidelity(HotdTestCase):
 
         self.on_each_python(scenario)
 
+    def test_a_save_during_an_import_hotd_does_not_watch_waits_for_it_too(self):
+        # importlib's recipe for loading a file by hand (spec_from_file_location, exec_module) passes
+        # by the import watch, as does any import before the agent registered. Its module is in
+        # sys.modules while the top level runs; reported then, a class below that point looked
+        # missing, the save re-added it and the top level then defined the old one over it.
+        module = ("import sys\nprint('importing', flush=True)\nsys.stdin.readline()\n\n"
+                  "class K:\n    def m(self):\n        return %d\n\nk = K()\n")
+        app = self.write("app.py", "import importlib.util, sys\n"
+                                   "spec = importlib.util.spec_from_file_location('m', sys.argv[1])\n"
+                                   "m = importlib.util.module_from_spec(spec)\nsys.modules['m'] = m\n"
+                                   "spec.loader.exec_module(m)\nprint('imported', flush=True)\n"
+                                   "for line in sys.stdin:\n    print('m=%d' % m.k.m(), flush=True)\n")
+
+        def scenario(python):
+            path = self.write("m.py", module % 1)
+            process = self.start(app, path, options=["--no-watch"], python=python)
+            self.wait_output(process, "importing")
+            self.write("m.py", module % 2)
+            patch = subprocess.Popen([self.hotd_binary(), "patch", path], env=self.env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+            wait_for(lambda: "in progress" in self.hotd("log", path, check=False).stdout or patch.poll() is not None,
+                     message="the save to reach the daemon")
+            self.ask(process, "go")
+            printed, _ = patch.communicate(timeout=30)
+            self.assertEqual(patch.returncode, 0, printed)
+            self.assertIn("updated K.m", printed)
+            self.wait_output(process, "imported")
+            self.ask(process, "call")
+            self.wait_output(process, "m=2")
+
+        self.on_each_python(scenario)
+
     def test_attach_to_a_process_whose_file_changed_says_so_and_the_next_patch_applies_it(self):
         self.write("m.py", "def price(x):\n    return x + 1\n")
         loop = self.write("loop.py", "import sys\nsys.path.insert(0, %r)\nimport m\nprint('ready', flush=True)\n"

@@ -53,6 +53,7 @@ _running_sources = {}
 _drifts = {}
 _unverified = set()  # files whose text was read after their import: compared with the live code
 _importing = {}  # file path -> time.monotonic() when its module's top level started running
+_unwatched_running_since = {}  # file path -> when a drain first saw an unwatched import's top level run
 _next_request_id = [1]
 _import_watch = []  # the meta path entry, once installed
 _awaited_imports = {}  # module name -> True, while an unwatched import may still be running
@@ -232,23 +233,51 @@ def _drift_of(module, text):
 
 # --- What the process imports ----------------------------------------------------------------------
 
-def _still_importing(path):
-    started = _importing.get(path)
-    return started is not None and time.monotonic() - started < LONG_IMPORT_SECONDS
-
-
-def _new_user_modules(budget=MAX_REPORT_BYTES):
-    """Modules loaded from the user's .py files that the daemon has not heard of yet, each with the
-    text the process runs. A module whose import is still running is left for the report its end
-    brings. Stops at `budget` bytes of text and asks for another drain."""
+def _imports_under_way():
+    """Files of user modules whose top level started running less than LONG_IMPORT_SECONDS ago and
+    runs still. Watched imports say so themselves (they wake the agent when they end); any other (an
+    import before the agent registered, a loader called by hand as importlib's docs show) is found
+    as a `<module>` frame running the module's namespace, and is polled for (`drain_again`)."""
     global drain_again
+    now = time.monotonic()
+    under_way = {path for path, started in _importing.items() if now - started < LONG_IMPORT_SECONDS}
+    seen_running = set()
+    for frame in sys._current_frames().values():
+        while frame is not None:
+            if frame.f_code.co_name == "<module>":
+                name = frame.f_globals.get("__name__")
+                module = sys.modules.get(name) if isinstance(name, str) else None
+                path = getattr(module, "__file__", None)
+                # A running script's top level is its main loop, never an import under way.
+                if (name not in ("__main__", "__mp_main__") and isinstance(path, str)
+                        and getattr(module, "__dict__", None) is frame.f_globals):
+                    seen_running.add(os.path.abspath(path))
+            frame = frame.f_back
+    for path in list(_unwatched_running_since):
+        if path not in seen_running:
+            del _unwatched_running_since[path]
+    for path in seen_running - set(_importing):
+        if now - _unwatched_running_since.setdefault(path, now) < LONG_IMPORT_SECONDS:
+            under_way.add(path)
+            drain_again = True
+    return under_way
+
+
+def _new_user_modules(budget=MAX_REPORT_BYTES, under_way=None):
+    """Modules loaded from the user's .py files that the daemon has not heard of yet, each with the
+    text the process runs. A module whose import is still running is left for a later report: its
+    namespace lacks what the rest of its top level defines. Stops at `budget` bytes of text and
+    asks for another drain."""
+    global drain_again
+    if under_way is None:
+        under_way = _imports_under_way()
     found = []
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
         if not isinstance(path, str):
             continue
         path = os.path.abspath(path)
-        if not _is_user_file(path) or _still_importing(path):
+        if not _is_user_file(path) or path in under_way:
             continue
         names = _reported_files.setdefault(path, [])
         if name in names:
@@ -493,8 +522,9 @@ _owed_imports = set()  # files a sync asked for while their import was running
 def drain(_unused=b""):
     global drain_again
     _settle_awaited_imports()
-    modules = _new_user_modules()
-    _owed_imports.intersection_update(_importing)
+    under_way = _imports_under_way()
+    modules = _new_user_modules(under_way=under_way)
+    _owed_imports.intersection_update(under_way)
     drain_again = drain_again or bool(_owed_imports)
     if not modules:
         return b""
@@ -508,11 +538,12 @@ def _sync(params):
     global drain_again
     _settle_awaited_imports()
     wanted = os.path.realpath(params.get("file") or "")
-    importing = [path for path in _importing if _still_importing(path) and os.path.realpath(path) == wanted]
+    under_way = _imports_under_way()
+    importing = [path for path in under_way if os.path.realpath(path) == wanted]
     if importing:
         _owed_imports.update(importing)
         drain_again = True
-    return {"modules": _new_user_modules(budget=float("inf")), "importing": bool(importing)}
+    return {"modules": _new_user_modules(budget=float("inf"), under_way=under_way), "importing": bool(importing)}
 
 
 def _reply(request_id, result=None, error=None):
