@@ -96,17 +96,12 @@ class Fidelity(HotdTestCase):
 
         self.on_each_python(scenario)
 
-    def test_a_save_during_the_import_waits_for_it_to_end(self):
-        # The module's top level is still running (it waits for a line) when the save comes: the
-        # definitions after that point do not exist yet, so the save applies when the import ends.
-        module = ("import sys\nprint('importing', flush=True)\nsys.stdin.readline()\n\n"
-                  "def later():\n    return %d\n")
-        app = self.write("app.py", "import sys\nimport m\nprint('imported', flush=True)\n"
-                                   "for line in sys.stdin:\n    print('later=%d' % m.later(), flush=True)\n")
-
+    def save_during_the_import(self, app, module, applied, answer):
+        """m.py's top level waits for a line (its last definitions do not exist yet) when the save
+        comes: the save must wait for the import to end, then apply `applied`; `call` prints `answer`."""
         def scenario(python):
             path = self.write("m.py", module % 1)
-            process = self.start(app, options=["--no-watch"], python=python)
+            process = self.start(app, path, options=["--no-watch"], python=python)
             self.wait_output(process, "importing")
             self.write("m.py", module % 2)
             patch = subprocess.Popen([self.hotd_binary(), "patch", path], env=self.env, stdout=subprocess.PIPE,
@@ -117,12 +112,19 @@ class Fidelity(HotdTestCase):
             self.ask(process, "go")
             printed, _ = patch.communicate(timeout=30)
             self.assertEqual(patch.returncode, 0, printed)
-            self.assertIn("updated later", printed)
+            self.assertIn(applied, printed)
             self.wait_output(process, "imported")
             self.ask(process, "call")
-            self.wait_output(process, "later=2")
+            self.wait_output(process, answer)
 
         self.on_each_python(scenario)
+
+    def test_a_save_during_the_import_waits_for_it_to_end(self):
+        module = ("import sys\nprint('importing', flush=True)\nsys.stdin.readline()\n\n"
+                  "def later():\n    return %d\n")
+        app = self.write("app.py", "import sys\nimport m\nprint('imported', flush=True)\n"
+                                   "for line in sys.stdin:\n    print('later=%d' % m.later(), flush=True)\n")
+        self.save_during_the_import(app, module, "updated later", "later=2")
 
     def test_a_save_during_an_import_hotd_does_not_watch_waits_for_it_too(self):
         # importlib's recipe for loading a file by hand (spec_from_file_location, exec_module) passes
@@ -136,25 +138,7 @@ class Fidelity(HotdTestCase):
                                    "m = importlib.util.module_from_spec(spec)\nsys.modules['m'] = m\n"
                                    "spec.loader.exec_module(m)\nprint('imported', flush=True)\n"
                                    "for line in sys.stdin:\n    print('m=%d' % m.k.m(), flush=True)\n")
-
-        def scenario(python):
-            path = self.write("m.py", module % 1)
-            process = self.start(app, path, options=["--no-watch"], python=python)
-            self.wait_output(process, "importing")
-            self.write("m.py", module % 2)
-            patch = subprocess.Popen([self.hotd_binary(), "patch", path], env=self.env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
-            wait_for(lambda: "in progress" in self.hotd("log", path, check=False).stdout or patch.poll() is not None,
-                     message="the save to reach the daemon")
-            self.ask(process, "go")
-            printed, _ = patch.communicate(timeout=30)
-            self.assertEqual(patch.returncode, 0, printed)
-            self.assertIn("updated K.m", printed)
-            self.wait_output(process, "imported")
-            self.ask(process, "call")
-            self.wait_output(process, "m=2")
-
-        self.on_each_python(scenario)
+        self.save_during_the_import(app, module, "updated K.m", "m=2")
 
     def test_attach_to_a_process_whose_file_changed_says_so_and_the_next_patch_applies_it(self):
         self.write("m.py", "def price(x):\n    return x + 1\n")

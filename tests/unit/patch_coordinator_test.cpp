@@ -30,6 +30,22 @@ struct Disk {
 
 std::string version(int n) { return "def value():\n    return " + std::to_string(n) + "\n"; }
 
+// A process that has reported /other.py only, and a save of /app.py (version 2): the coordinator
+// asks the process first (agent/sync) whether it runs the file.
+struct SaveOfAnUnreportedFile {
+  Disk disk;
+  AgentId agent;
+  PatchCoordinator::SaveOutcome outcome;
+  std::uint64_t save;
+
+  SaveOfAnUnreportedFile() {
+    disk.files["/other.py"] = version(1);
+    agent = disk.attach(100, "/other.py");
+    outcome = disk.coordinator.save("/app.py", version(2));
+    save = outcome.dispatches.at(0).save;
+  }
+};
+
 const json applied = {{"ok", true}, {"results", json::array({{{"status", "updated"}}})}};
 const json compile_failed = {{"ok", false}, {"results", json::array({{{"status", "failed"}}})}};
 
@@ -259,18 +275,14 @@ TEST_CASE("without a reported text the baseline is read from disk") {
 
 // --- Saves and imports: the sync barrier --------------------------------------------------------
 
-TEST_CASE("a process that has not reported the file is asked first, and patched when its answer reports it") {
-  Disk disk;
-  disk.files["/other.py"] = version(1);
-  const AgentId agent = disk.attach(100, "/other.py");
-  auto outcome = disk.coordinator.save("/app.py", version(2));
+TEST_CASE_FIXTURE(SaveOfAnUnreportedFile, "a process that has not reported the file is asked first, and patched when its answer reports it") {
   REQUIRE(outcome.dispatches.size() == 1);
   CHECK(outcome.dispatches[0].method == "agent/sync");
   CHECK(outcome.dispatches[0].params == json{{"file", "/app.py"}});
   CHECK(outcome.completed.empty());  // the ticket waits for the answer
   // The answer reports the module, imported (as version 1) since the process's last report.
   disk.coordinator.modules_loaded(agent, {{"app", "/app.py", version(1)}});
-  auto synced = disk.coordinator.on_synced(agent, "/app.py", outcome.dispatches[0].save, false);
+  auto synced = disk.coordinator.on_synced(agent, "/app.py", save, false);
   REQUIRE(synced.dispatches.size() == 1);
   CHECK(synced.dispatches[0].method == "agent/patch");
   CHECK(first_op(synced.dispatches[0]) == "update");
@@ -279,24 +291,15 @@ TEST_CASE("a process that has not reported the file is asked first, and patched 
   CHECK(result.completed[0].processes[0].status == "applied");
 }
 
-TEST_CASE("a process that does not run the file leaves the ticket without an answer of its own") {
-  Disk disk;
-  disk.files["/other.py"] = version(1);
-  const AgentId agent = disk.attach(100, "/other.py");
-  auto outcome = disk.coordinator.save("/app.py", version(2));
-  auto synced = disk.coordinator.on_synced(agent, "/app.py", outcome.dispatches[0].save, false);
+TEST_CASE_FIXTURE(SaveOfAnUnreportedFile, "a process that does not run the file leaves the ticket without an answer of its own") {
+  auto synced = disk.coordinator.on_synced(agent, "/app.py", save, false);
   CHECK(synced.dispatches.empty());
   REQUIRE(synced.completed.size() == 1);
   CHECK(synced.completed[0].processes.empty());
   CHECK(synced.completed[0].ok);
 }
 
-TEST_CASE("a save of a file being imported waits for its report, and times out without losing it") {
-  Disk disk;
-  disk.files["/other.py"] = version(1);
-  const AgentId agent = disk.attach(100, "/other.py");
-  auto outcome = disk.coordinator.save("/app.py", version(2));
-  const auto save = outcome.dispatches[0].save;
+TEST_CASE_FIXTURE(SaveOfAnUnreportedFile, "a save of a file being imported waits for its report, and times out without losing it") {
   CHECK(disk.coordinator.on_synced(agent, "/app.py", save, true).completed.empty());
   const auto timed_out = disk.coordinator.on_sync_timeout(agent, save);
   REQUIRE(timed_out.size() == 1);
@@ -419,13 +422,8 @@ TEST_CASE("an answer for a save the process does not have in flight changes noth
   CHECK(answered.dispatches[0].params["source"] == version(3));
 }
 
-TEST_CASE("a sync answer naming another file than its save's is not taken") {
+TEST_CASE_FIXTURE(SaveOfAnUnreportedFile, "a sync answer naming another file than its save's is not taken") {
   // Found by tests/fuzz/agent_protocol_fuzzer: it planned the save against a file never saved.
-  Disk disk;
-  disk.files["/other.py"] = version(1);
-  const AgentId agent = disk.attach(100, "/other.py");
-  auto outcome = disk.coordinator.save("/app.py", version(2));
-  const auto save = outcome.dispatches[0].save;
   auto wrong = disk.coordinator.on_synced(agent, "/elsewhere.py", save, false);
   CHECK(wrong.dispatches.empty());
   CHECK(wrong.completed.empty());  // the ticket still waits for this process's answer
