@@ -37,6 +37,7 @@ CASES = {
     "restart": (cases.restart, (10,), (2,)),
     "reload": (cases.reload, (100,), (10,)),
     "parse_diff": (cases.parse_diff, (False,), (True,)),
+    "lsp_change": (cases.lsp_change, (False,), (True,)),
 }
 
 

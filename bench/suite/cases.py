@@ -362,20 +362,27 @@ def reload(bench, runs, results):
     return rows
 
 
-def parse_diff(bench, quick, results):
-    """build/bench/hotd_parse_diff_bench, its repetitions as the runs."""
-    binary = os.path.join(os.path.dirname(os.path.dirname(bench.hotd_binary)), "bench", "hotd_parse_diff_bench")
+def _google_benchmark(bench, target, options):
+    """{run name: [milliseconds, ...]}: the repetitions of build/bench/`target` (Google Benchmark)."""
+    binary = os.path.join(os.path.dirname(os.path.dirname(bench.hotd_binary)), "bench", target)
     if not os.access(binary, os.X_OK):
-        raise BenchError("%s is not built (cmake --build build -j2 --target hotd_parse_diff_bench)" % binary)
-    options = ["--benchmark_format=json", "--benchmark_repetitions=%d" % (3 if quick else 10)]
-    if quick:
-        options += ["--benchmark_filter=/5000$", "--benchmark_min_time=0.05"]
-    report = json.loads(subprocess.run([binary] + options, capture_output=True, text=True, check=True).stdout)
+        raise BenchError("%s is not built (cmake --build build -j2 --target %s)" % (binary, target))
+    report = json.loads(subprocess.run([binary, "--benchmark_format=json"] + options, capture_output=True, text=True,
+                                       check=True).stdout)
     scale = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
     runs = {}
     for entry in report["benchmarks"]:
         if entry.get("run_type") == "iteration":
             runs.setdefault(entry["run_name"], []).append(entry["real_time"] * scale[entry["time_unit"]])
+    return runs
+
+
+def parse_diff(bench, quick, results):
+    """build/bench/hotd_parse_diff_bench, its repetitions as the runs."""
+    options = ["--benchmark_repetitions=%d" % (3 if quick else 10)]
+    if quick:
+        options += ["--benchmark_filter=/5000$", "--benchmark_min_time=0.05"]
+    runs = _google_benchmark(bench, "hotd_parse_diff_bench", options)
     labels = {"BM_FullParseAndDiff": "fresh parse + diff", "BM_IncrementalParseAndDiff": "region reparse + diff",
               "BM_SaveToPlanJson": "region reparse + diff + plan to JSON"}
     rows = []
@@ -386,3 +393,14 @@ def parse_diff(bench, quick, results):
         rows.append(Row("parse + diff, one-line edit, %s lines: %s" % (format(int(lines), ","), labels[benchmark]),
                         sample, "< 2 ms" if incremental_5000 else "", sample.median < 2 if incremental_5000 else None))
     return rows
+
+
+def lsp_change(bench, quick, results):
+    """build/bench/hotd_lsp_document_bench: one didChange at the end of a 10 MB line, beside the same
+    edit at its column 0 in the same run (what the text's size alone costs)."""
+    runs = _google_benchmark(bench, "hotd_lsp_document_bench", ["--benchmark_repetitions=%d" % (3 if quick else 10)])
+    start = Sample(runs["BM_DidChangeOnALongLine/0/10000000"])
+    end = Sample(runs["BM_DidChangeOnALongLine/10000000/10000000"])
+    return [Row("baseline: LSP didChange of one character at column 0 of a 10 MB line", start, "", None),
+            Row("LSP didChange of one character at the end of a 10 MB line", end, "< 2x the column-0 edit",
+                end.median < 2 * start.median)]

@@ -4,11 +4,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <iostream>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -30,26 +32,42 @@ bool write_all(int fd, std::string_view bytes) {
   return true;
 }
 
-// Watches the editor's messages (without changing them) for `shutdown` and `exit`, to tell a
-// normal end from the daemon going away.
-class ExitWatcher {
+// Watches both directions (without changing them), to end as LSP asks: exit status 0 only when the
+// daemon accepted a `shutdown` request before `exit` came (not one it refused, not a notification),
+// and to tell the editor's own framing error from the daemon going away.
+class SessionWatcher {
  public:
-  void feed(std::string_view bytes) {
-    decoder_.feed(bytes);
-    while (auto body = decoder_.next()) {
+  void from_editor(std::string_view bytes) {
+    editor_.feed(bytes);
+    while (auto body = editor_.next()) {
       const auto message = nlohmann::json::parse(*body, nullptr, false);
       if (!message.is_object() || !message.contains("method") || !message["method"].is_string()) continue;
-      if (message["method"] == "shutdown") shutdown_ = true;
+      if (message["method"] == "shutdown" && message.contains("id")) shutdown_requests_.push_back(message["id"]);
       if (message["method"] == "exit") exit_ = true;
     }
   }
+  void from_daemon(std::string_view bytes) {
+    daemon_.feed(bytes);
+    while (auto body = daemon_.next()) {
+      if (shutdown_requests_.empty()) continue;
+      const auto message = nlohmann::json::parse(*body, nullptr, false);
+      if (!message.is_object() || message.contains("method") || !message.contains("id")) continue;
+      const auto asked = std::find(shutdown_requests_.begin(), shutdown_requests_.end(), message["id"]);
+      if (asked == shutdown_requests_.end()) continue;
+      shutdown_requests_.erase(asked);
+      if (message.contains("result")) shutdown_accepted_ = true;
+    }
+  }
   bool exit_sent() const { return exit_; }
-  // LSP: exit status 0 when `shutdown` came before `exit`, 1 otherwise.
-  int status() const { return shutdown_ && exit_ ? kExitOk : kExitFailed; }
+  int status() const { return shutdown_accepted_ && exit_ ? kExitOk : kExitFailed; }
+  // Why the editor's bytes stopped being LSP messages, or empty.
+  const std::string& editor_framing_error() const { return editor_.error(); }
 
  private:
-  protocol::FrameDecoder decoder_;
-  bool shutdown_ = false;
+  protocol::FrameDecoder editor_;
+  protocol::FrameDecoder daemon_;
+  std::vector<nlohmann::json> shutdown_requests_;  // ids the daemon has not answered yet
+  bool shutdown_accepted_ = false;
   bool exit_ = false;
 };
 
@@ -68,7 +86,7 @@ int run_lsp_bridge() {
     std::cerr << "hotd lsp: cannot connect to " << client->runtime_dir().socket() << ": " << std::strerror(errno) << "\n";
     return kExitUsage;
   }
-  ExitWatcher watcher;
+  SessionWatcher watcher;
   bool editor_open = true;
   char buffer[65536];
   for (;;) {
@@ -83,11 +101,18 @@ int run_lsp_bridge() {
       if (received < 0 && errno == EINTR) continue;
       if (received <= 0) {
         if (watcher.exit_sent() || !editor_open) return watcher.status();
+        if (!watcher.editor_framing_error().empty()) {
+          std::cerr << "hotd lsp: the editor sent bytes that are not an LSP message ("
+                    << watcher.editor_framing_error() << "), so the daemon ended the session\n";
+          return kExitFailed;
+        }
         std::cerr << "hotd lsp: the hotd daemon closed the connection (it was stopped or crashed; see "
                   << client->runtime_dir().log() << "); restart the language server to reconnect\n";
         return kExitFailed;
       }
-      if (!write_all(STDOUT_FILENO, std::string_view(buffer, static_cast<std::size_t>(received)))) {
+      const std::string_view bytes(buffer, static_cast<std::size_t>(received));
+      watcher.from_daemon(bytes);
+      if (!write_all(STDOUT_FILENO, bytes)) {
         return kExitFailed;  // the editor is gone
       }
     }
@@ -101,7 +126,7 @@ int run_lsp_bridge() {
         continue;
       }
       const std::string_view bytes(buffer, static_cast<std::size_t>(received));
-      watcher.feed(bytes);
+      watcher.from_editor(bytes);
       if (!write_all(daemon, bytes)) {
         std::cerr << "hotd lsp: lost the connection to the hotd daemon: " << std::strerror(errno)
                   << "; restart the language server to reconnect\n";

@@ -180,7 +180,8 @@ void LspSession::dispatch(const json& message) {
   }
   if (!message["method"].is_string()) return send_error(id, kInvalidRequest, "`method` must be a string");
   const std::string method = message["method"].get<std::string>();
-  const json params = message.contains("params") ? message["params"] : json::object();
+  // `null` as no params: LSP's `shutdown` and `exit` take none, and eglot sends null for them.
+  const json params = message.contains("params") && !message["params"].is_null() ? message["params"] : json::object();
   if (!params.is_object() && !params.is_array()) {
     if (is_request) return send_error(id, kInvalidParams, "`params` must be an object or an array");
     return log_("editor notification " + method + " ignored: `params` must be an object or an array");

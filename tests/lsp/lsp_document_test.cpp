@@ -27,6 +27,47 @@ TEST_CASE("lines end at \\n, \\r\\n and \\r") {
   CHECK(byte_offset(text, {1, 5}) == 4);
 }
 
+namespace {
+
+// One character at a time, as the specification reads: the model the word-at-a-time walk must match.
+std::size_t byte_offset_by_characters(const std::string& text, LspPosition position) {
+  std::size_t offset = 0;
+  for (std::uint32_t line = 0; line < position.line; ++line) {
+    while (offset < text.size() && text[offset] != '\n' && text[offset] != '\r') ++offset;
+    if (offset == text.size()) return text.size();
+    offset += text.compare(offset, 2, "\r\n") == 0 ? 2 : 1;
+  }
+  for (std::uint32_t units = 0; offset < text.size() && text[offset] != '\n' && text[offset] != '\r';) {
+    const auto lead = static_cast<unsigned char>(text[offset]);
+    const std::size_t length = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    units += length == 4 ? 2 : 1;
+    if (units > position.character) break;
+    offset += length;
+  }
+  return offset;
+}
+
+}  // namespace
+
+TEST_CASE("runs of ASCII of every length around 8 (the walk's word) map like one character at a time") {
+  const std::string wide[] = {"é", "€", "😀"};
+  for (std::size_t run = 0; run <= 17; ++run) {
+    for (const std::string& character : wide) {
+      const std::string text = std::string(run, 'a') + character + std::string(17 - run, 'b') + character +
+                               "\r\n" + std::string(run, 'c') + character + "\rz";
+      for (std::uint32_t line = 0; line < 4; ++line) {
+        for (std::uint32_t unit = 0; unit < 40; ++unit) {
+          CAPTURE(run);
+          CAPTURE(line);
+          CAPTURE(unit);
+          CHECK(byte_offset(text, {line, unit}) == byte_offset_by_characters(text, {line, unit}));
+        }
+      }
+      CHECK(end_of_line(text, 0).character == 17 + 2 * (character == "😀" ? 2u : 1u));  // 17 ASCII, two wide
+    }
+  }
+}
+
 TEST_CASE("incremental changes replace ranges and refuse reversed ones") {
   LspDocument document("x = '😀'\ny = 1\n", 1);
   CHECK(document.apply_change({{0, 7}, {0, 7}}, "!"));

@@ -219,6 +219,53 @@ class EditorSession(HotdTestCase):
         self.assertIn("the hotd daemon closed the connection", self.bridge.stderr.read().decode())
 
 
+class BridgeEnding(HotdTestCase):
+    """How `hotd lsp` ends, as LSP asks: exit status 0 only after an accepted `shutdown`, then `exit`."""
+
+    def setUp(self):
+        super().setUp()
+        self.hotd("serve", "--quiet")
+        self.bridge, self.editor = bridge_process(self.env)
+
+    def tearDown(self):
+        if self.bridge.poll() is None:
+            self.bridge.kill()
+        self.bridge.communicate()
+        super().tearDown()
+
+    def raw(self, message):
+        body = json.dumps(message).encode()
+        self.editor.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    def test_shutdown_and_exit_with_null_params_as_eglot_sends_them_exit_0(self):
+        self.editor.initialize()
+        self.raw({"jsonrpc": "2.0", "id": 90, "method": "shutdown", "params": None})
+        reply = self.editor.wait_for(lambda m: m.get("id") == 90, what="the reply to shutdown")
+        self.assertEqual(reply.get("result", "missing"), None, reply)
+        self.raw({"jsonrpc": "2.0", "method": "exit", "params": None})
+        self.assertEqual(self.bridge.wait(10), 0, self.bridge.stderr.read().decode())
+
+    def test_exit_after_a_refused_shutdown_exits_1(self):
+        refused = self.editor.call("shutdown")  # before initialize: -32002
+        self.assertEqual(refused["error"]["code"], -32002)
+        self.editor.notify("exit")
+        self.assertEqual(self.bridge.wait(10), 1)
+
+    def test_exit_after_shutdown_sent_as_a_notification_exits_1(self):
+        self.editor.initialize()
+        self.editor.notify("shutdown")
+        self.editor.notify("exit")
+        self.assertEqual(self.bridge.wait(10), 1)
+
+    def test_a_framing_error_of_the_editor_is_named_as_such(self):
+        self.editor.initialize()
+        self.editor.write(b"Content-Length: many\r\n\r\n{}")
+        self.assertEqual(self.bridge.wait(10), 1)
+        printed = self.bridge.stderr.read().decode()
+        self.assertIn("the editor sent bytes that are not an LSP message", printed)
+        self.assertNotIn("stopped or crashed", printed)
+
+
 class WatchedEditorSession(EditorSession):
     """The same with the file watcher on, as `hotd run` has it by default: each file the editor writes
     is a save of its own too, besides the editor's didSave."""
