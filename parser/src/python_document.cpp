@@ -105,6 +105,16 @@ std::optional<SyntaxError> too_many_extras_in_a_row(std::string_view text) {
                          "); the parser (libtree-sitter 0.20) cannot read that many, so this text is not used"};
 }
 
+// A lone "\r" ends a line for CPython (its tokenizer reads "\r\n" and "\r" as "\n") but not for
+// tree-sitter-python, which would see one long line. Replaced in place, one byte for one, so offsets
+// stay those of the editor's text and lines are counted as CPython counts them.
+std::string with_lone_carriage_returns_as_newlines(std::string source) {
+  for (std::size_t at = source.find('\r'); at != std::string::npos; at = source.find('\r', at + 1)) {
+    if (at + 1 == source.size() || source[at + 1] != '\n') source[at] = '\n';
+  }
+  return source;
+}
+
 }  // namespace
 
 void PythonDocument::ParserDeleter::operator()(TSParser* parser) const { ts_parser_delete(parser); }
@@ -113,7 +123,7 @@ PythonDocument::PythonDocument(std::string source) : parser_(ts_parser_new()), m
   if (!ts_parser_set_language(parser_.get(), python_language())) {
     throw std::runtime_error("tree-sitter-python's ABI is not accepted by this libtree-sitter");
   }
-  module_->source = std::move(source);
+  module_->source = with_lone_carriage_returns_as_newlines(std::move(source));
   parse_whole(*module_);
 }
 
@@ -134,6 +144,7 @@ void PythonDocument::parse_whole(Module& next) {
 }
 
 void PythonDocument::update(std::string new_source) {
+  new_source = with_lone_carriage_returns_as_newlines(std::move(new_source));
   const std::string& old_source = module_->source;
   if (new_source == old_source) return;
   // The edit is the changed middle between the common prefix and the common suffix.

@@ -86,6 +86,17 @@ class EditorSession(HotdTestCase):
         self.assertIsNone(self.process.poll())
         self.assertEqual(json.loads(self.hotd("status", "--json").stdout)["editors"], 1)
 
+    def test_a_buffer_with_lone_carriage_returns_is_patched_as_cpython_reads_it(self):
+        # Classic Mac line endings: one line for tree-sitter-python, many for CPython.
+        text = APP.replace('"before"', '"after"').replace("\n", "\r")
+        self.editor.notify("textDocument/didChange", {"textDocument": {"uri": self.uri, "version": 2},
+                                                      "contentChanges": [{"text": text}]})
+        self.save(text)
+        patched = self.patched()
+        self.assertEqual(patched["processes"][0]["status"], "applied", patched)
+        self.assertEqual([r["qualname"] for r in patched["processes"][0]["result"]["results"]], ["value"])
+        self.wait_output(self.process, "value=after")
+
     def test_patch_file_command_applies_the_edited_buffer(self):
         line = APP.splitlines().index('    return "before"')
         self.change(2, line, len('    return "'), len('    return "before'), "ünïcødé 😀")

@@ -57,6 +57,18 @@ TEST_CASE("qualified names follow Python's __qualname__") {
   CHECK(m.top_level.size() == 2);
 }
 
+TEST_CASE("a lone \\r ends a line, as CPython reads it, in a fresh parse and an update") {
+  const std::string text = "import os\rdef f():\r    return 1\r\rclass K:\r\n    def m(self):\r        return 2\r";
+  const Module m = parser::parse_module(text);
+  CHECK(m.errors.empty());
+  CHECK(find(m, "f").span.start.line == 1);
+  CHECK(find(m, "K").span.start.line == 4);
+  CHECK(find(m, "K.m").span.start.line == 5);
+  parser::PythonDocument document("import os\r");
+  document.update(text);
+  check_same_model(document.module(), m, "after an update to lone \\r line endings");
+}
+
 TEST_CASE("methods: static, class, property accessors are distinct definitions") {
   const Module m = parser::parse_module(
       "class C:\n"
