@@ -403,10 +403,28 @@ void LspSession::on_did_close(const json& params) {
 
 // --- Commands -------------------------------------------------------------------------------------
 
+// hotd.listProcesses [URI]: every attached process, or those that loaded the file (a code lens's).
+LspSession::Outcome LspSession::command_list_processes(const json& arguments) const {
+  const json processes = backend_.status()["processes"];
+  if (arguments.empty()) return Outcome::ok({{"processes", processes}});
+  const auto path = arguments[0].is_string() ? uri_to_path(arguments[0].get<std::string>()) : std::nullopt;
+  if (!path) return Outcome::error(kInvalidParams, "hotd.listProcesses takes a file:// URI, or no argument");
+  const std::string wanted = normal_path(*path);
+  json running_it = json::array();
+  for (const json& process : processes) {
+    const json files = process.value("files", json::array());
+    if (std::any_of(files.begin(), files.end(),
+                    [&](const json& file) { return normal_path(file.value("file", "")) == wanted; })) {
+      running_it.push_back(process);
+    }
+  }
+  return Outcome::ok({{"processes", running_it}});
+}
+
 std::optional<LspSession::Outcome> LspSession::on_execute_command(const json& id, const json& params) {
   const std::string command = string_field(params, "command");
   const json arguments = params.is_object() ? params.value("arguments", json::array()) : json::array();
-  if (command == "hotd.listProcesses") return Outcome::ok({{"processes", backend_.status()["processes"]}});
+  if (command == "hotd.listProcesses") return command_list_processes(arguments);
   if (command == "hotd.attach") return command_attach(id, arguments, params.value("workDoneToken", json()));
   if (command == "hotd.detach") return command_detach(arguments);
   if (command == "hotd.patchFile") return command_patch_file(id, arguments);
@@ -555,7 +573,9 @@ std::optional<LspSession::Outcome> LspSession::on_code_lens(const json&, const j
     if (live == 0) continue;
     const json position = position_to_json({definition.span.start.line, 0});
     lenses.push_back({{"range", {{"start", position}, {"end", position}}},
-                      {"command", {{"title", lens_title(live, now - last)}, {"command", ""}}}});
+                      {"command", {{"title", lens_title(live, now - last)},
+                                   {"command", "hotd.listProcesses"},
+                                   {"arguments", json::array({uri})}}}});
   }
   return Outcome::ok(lenses);
 }

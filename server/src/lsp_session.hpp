@@ -135,6 +135,7 @@ class LspSession {
                                         const nlohmann::json& work_done_token);
   // Runs `hotd attach`, with `$/progress` on `token` unless it is null.
   void run_attach(const nlohmann::json& id, int pid, const nlohmann::json& token);
+  Outcome command_list_processes(const nlohmann::json& arguments) const;
   std::optional<Outcome> command_detach(const nlohmann::json& arguments);
 
   // The diagnostics of the last completed save of a file, kept to publish them again with CPython's error.

@@ -39,7 +39,7 @@ class EditorSession(HotdTestCase):
         self.process = self.start(self.app, options=self.run_options)
         self.wait_output(self.process, "value=before")
         self.bridge, self.editor = bridge_process(self.env)
-        self.editor.initialize()
+        self.initialized = self.editor.initialize()
         self.uri = uri(self.app)
         self.editor.notify("textDocument/didOpen", {"textDocument": {
             "uri": self.uri, "languageId": "python", "version": 1, "text": APP}})
@@ -199,6 +199,16 @@ class EditorSession(HotdTestCase):
         self.assertEqual(len(lenses), 1, lenses)
         self.assertEqual(lenses[0]["range"]["start"], {"line": line, "character": 0})
         self.assertRegex(lenses[0]["command"]["title"], r"^live in 1 process · patched \d+ s ago$")
+        # A command the server announced (generic clients run it as is): the processes running the file.
+        command = lenses[0]["command"]
+        announced = self.initialized["result"]["capabilities"]["executeCommandProvider"]["commands"]
+        self.assertIn(command["command"], announced)
+        listing = self.editor.call("workspace/executeCommand", {"command": command["command"],
+                                                                "arguments": command["arguments"]})
+        self.assertEqual([p["pid"] for p in listing["result"]["processes"]], [self.process.pid])
+        elsewhere = self.editor.call("workspace/executeCommand", {"command": command["command"],
+                                                                  "arguments": [uri(self.write("other.py", ""))]})
+        self.assertEqual(elsewhere["result"]["processes"], [])
         self.assertEqual(len(self.lenses(watcher)), 1)
         # Lenses follow the buffer: two lines inserted above move it down.
         self.change(2, 0, 0, 0, "\n\n")
