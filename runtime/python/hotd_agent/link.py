@@ -25,8 +25,10 @@ drain_again = False
 # or until no import happened for this long (a failed import).
 AWAIT_IMPORT_SECONDS = 2.0
 # A module whose top level is still running this long after its import started is reported anyway:
-# the program's main loop runs inside that import, and saves patch it as a running script.
-LONG_IMPORT_SECONDS = 1.0
+# the program's main loop runs inside that import, and saves patch it as a running script. Long
+# enough for a slow import (a module importing torch, a busy machine): reported before its top level
+# has defined everything, a save of it would be overwritten by the old definitions that follow.
+LONG_IMPORT_SECONDS = 5.0
 # Sources travel with the modules reported to the daemon; a message stays far below the daemon's
 # 64 MiB cap, and a larger program is reported over several messages.
 MAX_SOURCE_BYTES = 8 << 20
@@ -211,6 +213,20 @@ def _live_functions(namespace, filename, module_name, found, seen):
                 found.setdefault(candidate.__qualname__, []).append(_fingerprint(code))
 
 
+def _top_level_frames():
+    """Every `<module>` frame running now, on any thread: top levels of imports, scripts, exec()."""
+    for frame in sys._current_frames().values():
+        while frame is not None:
+            if frame.f_code.co_name == "<module>":
+                yield frame
+            frame = frame.f_back
+
+
+def _top_level_codes(module):
+    """The code of each `<module>` frame running `module`'s namespace now."""
+    return [frame.f_code for frame in _top_level_frames() if frame.f_globals is vars(module)]
+
+
 def _drift_of(module, text):
     """Which definitions of `module` do not run `text`: {"differs": functions whose code is not what
     `text` compiles to, "missing": definitions of `text` the module lacks}; None when `text` does
@@ -223,6 +239,11 @@ def _drift_of(module, text):
     on_disk = _codes_by_qualname(code, "", {})
     running = {}
     _live_functions(vars(module), filename, module.__name__, running, set())
+    # A top level still running (a long import) has not bound its later definitions yet: they run
+    # as its code says, not missing.
+    for top_level in _top_level_codes(module):
+        for name, prints in _codes_by_qualname(top_level, "", {}).items():
+            running.setdefault(name, prints)
     differs = sorted(name for name, prints in running.items()
                      if name in on_disk and any(p not in on_disk[name] for p in prints))
     # A definition is missing where its module or class is there to take it.
@@ -242,17 +263,14 @@ def _imports_under_way():
     now = time.monotonic()
     under_way = {path for path, started in _importing.items() if now - started < LONG_IMPORT_SECONDS}
     seen_running = set()
-    for frame in sys._current_frames().values():
-        while frame is not None:
-            if frame.f_code.co_name == "<module>":
-                name = frame.f_globals.get("__name__")
-                module = sys.modules.get(name) if isinstance(name, str) else None
-                path = getattr(module, "__file__", None)
-                # A running script's top level is its main loop, never an import under way.
-                if (name not in ("__main__", "__mp_main__") and isinstance(path, str)
-                        and getattr(module, "__dict__", None) is frame.f_globals):
-                    seen_running.add(os.path.abspath(path))
-            frame = frame.f_back
+    for frame in _top_level_frames():
+        name = frame.f_globals.get("__name__")
+        module = sys.modules.get(name) if isinstance(name, str) else None
+        path = getattr(module, "__file__", None)
+        # A running script's top level is its main loop, never an import under way.
+        if (name not in ("__main__", "__mp_main__") and isinstance(path, str)
+                and getattr(module, "__dict__", None) is frame.f_globals):
+            seen_running.add(os.path.abspath(path))
     for path in list(_unwatched_running_since):
         if path not in seen_running:
             del _unwatched_running_since[path]
