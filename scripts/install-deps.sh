@@ -6,7 +6,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 apt_packages=(
-  g++ cmake make pkg-config git ca-certificates
+  g++ cmake make pkg-config git ca-certificates ccache
   libboost1.81-dev nlohmann-json3-dev doctest-dev libtree-sitter-dev libcli11-dev libbenchmark-dev
   python3 python3-dev python3-pytest
   python3-numpy python3-pandas valgrind
