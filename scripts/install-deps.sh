@@ -10,7 +10,7 @@ apt_packages=(
   libboost1.81-dev nlohmann-json3-dev doctest-dev libtree-sitter-dev libcli11-dev libbenchmark-dev
   python3 python3-dev python3-pytest
   python3-numpy python3-pandas valgrind
-  neovim chromium libkrb5-dev tmux aha
+  neovim emacs-nox elpa-eglot chromium libkrb5-dev tmux aha
   clang-14 libclang-rt-14-dev  # libFuzzer and the sanitizer runtimes for clang (scripts/fuzz.sh)
 )
 

@@ -73,6 +73,7 @@ else
 fi
 
 command -v nvim >/dev/null || skip "Neovim" "nvim is not on PATH (apt neovim, from scripts/install-deps.sh)"
+command -v emacs >/dev/null || skip "Emacs" "emacs is not on PATH (apt emacs-nox and elpa-eglot, from scripts/install-deps.sh)"
 command -v chromium >/dev/null || skip "Chromium" "chromium is not on PATH (apt chromium, from scripts/install-deps.sh)"
 mv "$tools" "$cache/tools.env"
 say "tools listed in $cache/tools.env"
