@@ -75,14 +75,44 @@ function M.describe_patch(patched)
   return lines, problem
 end
 
+-- One line for a patch that needs no attention, so that a :write does not end in a "Press ENTER"
+-- prompt: "app.py: applied in pid 4242: updated greeting", "app.py: applied in 3 processes: ...".
+function M.summarize_patch(patched)
+  local name = basename(patched.file)
+  if #patched.processes == 0 then
+    return name .. ": saved; no attached process runs it"
+  end
+  local changes, seen = {}, {}
+  for _, outcome in ipairs(patched.processes) do
+    for _, result in ipairs((outcome.result or {}).results or {}) do
+      local what = result.status .. " " .. (type(result.qualname) == "string" and result.qualname or result.kind or "statement")
+      if result.status ~= "skipped" and result.status ~= "shifted" and not seen[what] then
+        seen[what] = true
+        table.insert(changes, what)
+      end
+    end
+  end
+  local where = #patched.processes == 1 and ("pid " .. patched.processes[1].pid) or (#patched.processes .. " processes")
+  local line = name .. ": " .. patched.processes[1].status .. " in " .. where
+  if #changes > 3 then
+    changes = { changes[1], changes[2], changes[3], "and " .. (#changes - 3) .. " more" }
+  end
+  return #changes > 0 and (line .. ": " .. table.concat(changes, ", ")) or line
+end
+
+local refresh_processes -- defined below, with the commands
+
 local function on_patched(_, patched)
   last_patch = patched
+  refresh_processes() -- the statusline's count: a save may come from a process started since
   if config.messages == "off" then
     return
   end
   local lines, problem = M.describe_patch(patched)
-  if problem or config.messages ~= "errors" then
-    notify("hotd: " .. table.concat(lines, "\n"), problem and vim.log.levels.WARN or vim.log.levels.INFO)
+  if problem then
+    notify("hotd: " .. table.concat(lines, "\n"), vim.log.levels.WARN)
+  elseif config.messages ~= "errors" then
+    notify("hotd: " .. M.summarize_patch(patched))
   end
 end
 
@@ -107,6 +137,11 @@ function M.start()
     cmd = config.cmd,
     root_dir = vim.loop.cwd(),
     handlers = { ["hotd/patched"] = on_patched },
+    on_init = function()
+      vim.schedule(function()
+        refresh_processes() -- the statusline counts the processes attached before this editor
+      end)
+    end,
     on_exit = function(code)
       client_id = nil
       if code ~= 0 then
@@ -141,7 +176,7 @@ local function execute(command, arguments, done)
   end)
 end
 
-local function refresh_processes(done)
+refresh_processes = function(done)
   execute("hotd.listProcesses", {}, function(result)
     processes = result.processes or {}
     if done then
@@ -164,6 +199,7 @@ local function pid_argument(args)
   local pid = tonumber(args)
   if not pid or pid <= 0 or pid ~= math.floor(pid) then
     notify("hotd: expected a process id, got `" .. args .. "`", vim.log.levels.ERROR)
+    return nil
   end
   return pid
 end

@@ -10,7 +10,13 @@ vim.opt.swapfile = false
 local hotd = require("hotd")
 hotd.setup({ cmd = { env.HOTD_BINARY, "lsp" } })
 
-local result = { steps = {} }
+local result = { steps = {}, messages = {} }
+-- What the plugin tells the user, in order.
+local notify = vim.notify
+vim.notify = function(text, level, options)
+  table.insert(result.messages, text)
+  return notify(text, level, options)
+end
 
 local function finish(failure)
   result.failure = failure
@@ -49,6 +55,10 @@ end
 
 local function edit_step(edits, index)
   if index > #edits then
+    -- A pid that is not one is refused, and nothing is attempted.
+    local before = #result.messages
+    pcall(vim.cmd, "HotdAttach 1.5") -- an error message, raised as an error inside vim.cmd
+    result.bad_pid_messages = vim.list_slice(result.messages, before + 1)
     return finish(nil)
   end
   local edit = edits[index]
@@ -64,15 +74,23 @@ local function edit_step(edits, index)
   end
   vim.api.nvim_buf_set_lines(0, found - 1, found, false, vim.split(edit.replace, "\n", { plain = true }))
   local before = hotd.last_patch()
+  local messages_before = #result.messages
   vim.cmd("write")
   when(function()
     return hotd.last_patch() ~= before
   end, "hotd/patched after edit " .. index, function()
-    -- publishDiagnostics is sent just before hotd/patched: let its handler run first.
-    vim.defer_fn(function()
-      table.insert(result.steps, { patched = hotd.last_patch(), diagnostics = diagnostics() })
-      edit_step(edits, index + 1)
-    end, 200)
+    -- The statusline counts the app once the plugin asked (nothing before this editor attached it).
+    when(function()
+      return hotd.statusline():match("^hotd 1")
+    end, "the statusline to count the app", function()
+      -- publishDiagnostics is sent just before hotd/patched: let its handler run first.
+      vim.defer_fn(function()
+        table.insert(result.steps, { patched = hotd.last_patch(), diagnostics = diagnostics(),
+                                     statusline = hotd.statusline(),
+                                     messages = vim.list_slice(result.messages, messages_before + 1) })
+        edit_step(edits, index + 1)
+      end, 200)
+    end)
   end)
 end
 

@@ -69,6 +69,9 @@ class NeovimPlugin(HotdTestCase):
         self.assertEqual(update["patched"]["processes"][0]["status"], "applied")
         self.wait_output(process, "hello from neovim\n")  # the running app changed behaviour
         self.assertEqual(update["diagnostics"], [])
+        # One line for a clean save: a :write must not end in a "Press ENTER" prompt.
+        self.assertEqual(update["messages"], ["hotd: app.py: applied in pid %d: updated greeting" % process.pid])
+        self.assertEqual(update["statusline"], "hotd 1")
 
         self.assertEqual(rude["patched"]["processes"][0]["status"], "partial")
         [diagnostic] = rude["diagnostics"]
@@ -77,6 +80,8 @@ class NeovimPlugin(HotdTestCase):
         self.assertIn("fields of dataclass `Point` changed", diagnostic["message"])
         self.assertEqual(again["patched"]["processes"][0]["status"], "partial")
         self.assertEqual(again["diagnostics"], rude["diagnostics"])
+        self.assertEqual(rude["statusline"], "hotd 1!")  # the rude edit needs attention
+        self.assertEqual(seen["bad_pid_messages"], ["hotd: expected a process id, got `1.5`"])
         self.assertIsNone(process.poll(), "the app kept running")
 
     def test_screen_in_a_terminal_shows_the_patch_and_the_rude_edit(self):
