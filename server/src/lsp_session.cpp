@@ -310,6 +310,15 @@ void LspSession::on_exit(const json&) {
 void LspSession::on_cancel(const json& params) {
   const json& id = field(params, "id");
   if (!id.is_string() && !id.is_number_integer()) throw InvalidParams("`id` must be an integer or a string");
+  // A running attach cannot be interrupted safely (it may be inside the target, under ptrace): it
+  // finishes, and is undone if it succeeded. Its progress ends before the answer, as LSP orders it.
+  if (const auto attach = attaches_.find(id.dump()); attach != attaches_.end()) {
+    if (!attach->second.token.is_null()) {
+      notify("$/progress", {{"token", attach->second.token},
+                            {"value", {{"kind", "end"}, {"message", "cancelled: the process is detached if the attach completes"}}}});
+    }
+    attaches_.erase(attach);
+  }
   finish(id, Outcome::error(kRequestCancelled, "cancelled"));  // no-op when already answered
 }
 
@@ -517,9 +526,16 @@ void LspSession::run_attach(const json& id, int pid, const json& token) {
                           {"value", {{"kind", "begin"}, {"title", "Attaching to pid " + std::to_string(pid)},
                                      {"message", "hotd attach " + std::to_string(pid)}}}});
   }
+  attaches_[id.dump()] = {pid, token};
   std::weak_ptr<bool> alive = alive_;
   backend_.attach(pid, [this, alive, id, pid, token](bool succeeded, const std::string& output) {
     if (!alive.lock()) return;  // the editor went away meanwhile
+    if (attaches_.erase(id.dump()) == 0) {  // cancelled: answered already
+      if (succeeded && backend_.detach(pid)) {
+        log_("hotd.attach of pid " + std::to_string(pid) + " was cancelled while it ran: detached it again");
+      }
+      return;
+    }
     if (!token.is_null()) {
       const std::string last_line = output.substr(output.find_last_of('\n') + 1);
       notify("$/progress", {{"token", token},

@@ -167,6 +167,13 @@ class LspSession {
   std::map<std::int64_t, ResponseHandler> sent_requests_;  // requests hotd sent, by id, until answered
   std::int64_t next_request_id_ = 1;
   std::uint64_t next_progress_token_ = 1;
+  // `hotd.attach` requests whose `hotd attach` runs, by id (dumped): its pid and progress token. A
+  // cancelled one leaves this map; when its attach still succeeds, the process is detached again.
+  struct AttachInProgress {
+    int pid;
+    nlohmann::json token;
+  };
+  std::map<std::string, AttachInProgress> attaches_;
   std::map<TicketId, nlohmann::json> waiting_;  // `hotd.patchFile`/`hotd.reloadModule` requests waiting
   std::map<std::string, LspDocument> documents_;  // open buffers by URI
   std::map<std::string, std::string> uri_by_path_;  // so diagnostics use the URI the editor opened

@@ -1,6 +1,8 @@
 """An editor on `hotd lsp` and a real Python process under `hotd run`: edits, saves, diagnostics."""
 
 import json
+import subprocess
+import sys
 import unittest
 
 from lsp_testing import HotdTestCase, bridge_process, uri, wait_for
@@ -233,6 +235,31 @@ class EditorSession(HotdTestCase):
         self.assertEqual(detached["result"], {"pid": self.process.pid, "detached": True})
         missing = self.editor.call("workspace/executeCommand", {"command": "hotd.detach", "arguments": [1]})
         self.assertEqual(missing["error"]["code"], -32803)
+
+    def test_a_cancelled_attach_ends_its_progress_first_and_leaves_the_process_unattached(self):
+        # The regex holds the GIL for a second or more: the attach waits for it, so the cancel comes
+        # while the attach runs, however fast the machine.
+        target = subprocess.Popen([sys.executable, "-c", "import re, sys\nprint('ready', flush=True)\n"
+                                   "re.match('(a*)*b', 'a' * 23)\nsys.stdin.read()"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: (target.kill(), target.wait(), target.stdin.close(), target.stdout.close()))
+        self.assertEqual(target.stdout.readline(), "ready\n")
+        request_id = self.editor.request("workspace/executeCommand", {"command": "hotd.attach", "arguments": [target.pid],
+                                                                      "workDoneToken": "attach"})
+        begin = self.editor.wait_for(lambda m: m.get("method") == "$/progress", what="the attach's progress")
+        self.assertEqual(begin["params"]["value"]["kind"], "begin")
+        self.editor.notify("$/cancelRequest", {"id": request_id})
+        end = self.editor.wait_for(lambda m: m.get("method") == "$/progress" or m.get("id") == request_id,
+                                   what="the end of the progress, before the reply")
+        self.assertEqual(end.get("params", {}).get("value", {}).get("kind"), "end", end)
+        reply = self.editor.wait_for(lambda m: m.get("id") == request_id, what="the reply")
+        self.assertEqual(reply["error"]["code"], -32800)
+        # The attach could not be stopped midway: once it is done, hotd detaches the process again.
+        wait_for(lambda: "was cancelled while it ran: detached it again" in self.daemon_log(), timeout=30,
+                 message="the cancelled attach to be undone")
+        listed = json.loads(self.hotd("ps", "--json").stdout)
+        self.assertNotIn(target.pid, [p["pid"] for p in listed.get("processes", listed)])
+        self.assertIsNone(target.poll(), "the target kept running")
 
     def test_the_bridge_exits_non_zero_when_the_daemon_goes_away(self):
         self.hotd("stop")
