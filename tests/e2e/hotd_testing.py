@@ -256,6 +256,20 @@ class HotdTestCase(unittest.TestCase):
 
         wait_for(ready, message="process %d to register with the daemon" % process.pid)
 
+    def next_lines(self, process, since, count=2):
+        """The next `count` whole lines `process` prints after the first `since` characters of its output
+        (the line it was printing then is left out: it may have been computed before), once printed."""
+        def lines():
+            whole = self.output(process)[since:].split("\n")[1:-1]
+            return whole[:count] if len(whole) >= count else None
+
+        return wait_for(lines, message="%d more lines from process %d" % (count, process.pid))
+
+    def saves(self):
+        """The saves in `hotd log`, oldest first."""
+        entries = json.loads(self.hotd("log", "--json").stdout)["entries"]
+        return [entry for entry in entries if entry["origin"] == "save"]
+
     def wait_output(self, process, text, timeout=10.0):
         try:
             wait_for(lambda: text in self.output(process), timeout=timeout, message="%r in the output of %d" % (text, process.pid))
