@@ -80,12 +80,6 @@ class Attach(HotdTestCase):
     def attach(self, pid, *extra, check=True):
         return self.hotd("attach", str(pid), *extra, check=check)
 
-    def wait_running(self, process):
-        """The idle target prints on: it is alive and its loop runs."""
-        printed = len(self.output(process))
-        wait_for(lambda: len(self.output(process)) > printed, message="the target to print again")
-        self.assertIsNone(process.poll())
-
     def save_v2(self, script):
         self.write("target.py", TARGET.replace('return "v1"', 'return "v2"'))
         return self.hotd("patch", script)
@@ -100,7 +94,7 @@ class Attach(HotdTestCase):
         self.wait_output(process, "v2")
         self.hotd("detach", str(process.pid))
         wait_for(lambda: process.pid not in self.attached_pids(), message="detach")
-        self.wait_running(process)
+        self.next_lines(process, len(self.output(process)))  # it runs on
         self.assertIn("attached to %d" % process.pid, self.attach(process.pid).stdout)  # attach again after detach
 
     def test_target_blocked_in_input_still_gets_its_input(self):
@@ -203,7 +197,8 @@ class Attach(HotdTestCase):
         result = self.attach(process.pid, check=False)
         self.assertEqual(result.returncode, 2)
         self.assertIn("3.6", result.stderr)
-        self.wait_running(process)
+        self.next_lines(process, len(self.output(process)))  # it runs on
+        self.assertIsNone(process.poll())
 
     def test_target_with_a_private_tmp(self):
         # The target sees its own /tmp: the runtime directory there is invisible to it, and hotd says
