@@ -385,14 +385,11 @@ class Daemon : public LspBackend, public WebHost {
     if (found == watches_.end()) return;
     WatchSet& set = found->second;
     for (const std::string& file : coordinator_.files_of(agent)) {
-      std::error_code error;
-      const auto time = std::filesystem::last_write_time(file, error);
-      const auto size = error ? 0 : static_cast<std::int64_t>(std::filesystem::file_size(file, error));
-      if (error) continue;
-      const std::pair<std::int64_t, std::int64_t> now{time.time_since_epoch().count(), size};
+      const auto now = file_stamp(file);
+      if (!now) continue;
       const auto previous = set.seen.find(file);
-      const bool changed = previous != set.seen.end() && previous->second != now;
-      set.seen[file] = now;
+      const bool changed = previous != set.seen.end() && previous->second != *now;
+      set.seen[file] = *now;
       if (changed) file_changed(file, true);
     }
     set.poll_timer->expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
@@ -400,6 +397,27 @@ class Daemon : public LspBackend, public WebHost {
     set.poll_timer->async_wait([this, agent](const boost::system::error_code& error) {
       if (!error) poll(agent);
     });
+  }
+
+  // (modification time in ns, size) of a file, for polling.
+  static std::optional<std::pair<std::int64_t, std::int64_t>> file_stamp(const std::string& file) {
+    std::error_code error;
+    const auto time = std::filesystem::last_write_time(file, error);
+    const auto size = error ? 0 : static_cast<std::int64_t>(std::filesystem::file_size(file, error));
+    if (error) return std::nullopt;
+    return std::pair{static_cast<std::int64_t>(time.time_since_epoch().count()), size};
+  }
+
+  // A polled file's stamp is taken when its process reports it, before the report is compared with
+  // the disk: a save before that is caught up from the text the process runs, one after is a change
+  // for the next poll. (Taken at the first poll instead, a save in between was lost.)
+  void poll_base(AgentId agent, const std::vector<LoadedModule>& modules) {
+    const auto found = watches_.find(agent);
+    if (found == watches_.end() || !found->second.poll_timer) return;
+    for (const LoadedModule& module : modules) {
+      const std::string key = canonical_path(module.file);
+      if (const auto stamp = file_stamp(key)) found->second.seen.try_emplace(key, *stamp);
+    }
   }
 
   // Starts watching for a process; returns what is watched, for its registration reply.
@@ -822,7 +840,9 @@ void Daemon::handle_agent(const std::shared_ptr<Connection>& connection, const j
 // Modules an agent reported (`agent/imported`, or the answer to a sync for `being_saved`): saves that
 // waited for them go out, and files changed on disk since are caught up.
 void Daemon::modules_reported(const Connection& connection, const json& params, const std::string& being_saved) {
-  auto loaded = coordinator_.modules_loaded(connection.agent, loaded_modules(connection, params));
+  const std::vector<LoadedModule> modules = loaded_modules(connection, params);
+  poll_base(connection.agent, modules);
+  auto loaded = coordinator_.modules_loaded(connection.agent, modules);
   send_dispatches(loaded.dispatches);
   complete(loaded.completed);
   catch_up(connection.agent, connection.agent_pid, loaded.changed_on_disk, being_saved);

@@ -10,7 +10,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <thread>
 
 #include "hotd/injector/injector.hpp"
 #include "target_process.hpp"
@@ -103,7 +102,11 @@ TEST_CASE("no such process") {
 TEST_CASE("not a Python process") {
   auto target = TargetProcess::spawn({"/usr/bin/sleep", "100"});
   REQUIRE(target);
-  std::this_thread::sleep_for(50ms);
+  const std::string exe = "/proc/" + std::to_string(target->pid()) + "/exe";
+  REQUIRE(wait_until([&] {
+    std::error_code error;
+    return std::filesystem::read_symlink(exe, error) == "/usr/bin/sleep";  // past the fork, sleep runs
+  }));
   auto result = inj::inject(target->pid(), payload_library(), kStart, "/nowhere");
   check_error(result, inj::InjectError::NotPython, "is not a Python process");
   CHECK(target->alive());
@@ -113,7 +116,7 @@ TEST_CASE("Python older than 3.7 is refused") {
   for (const char* series : {"3.6", "2.7"}) {
     std::string python = pyenv_interpreter(series);
     if (python.empty()) {
-      std::printf("SKIPPED: no pyenv CPython %s.x in /root/.pyenv/versions\n", series);
+      skip("no pyenv CPython " + std::string(series) + ".x in /root/.pyenv/versions");
       continue;
     }
     TempDir dir;
@@ -183,7 +186,7 @@ TEST_CASE("same uid without CAP_SYS_PTRACE is permitted (no Yama restriction her
   std::ifstream yama("/proc/sys/kernel/yama/ptrace_scope");
   int scope = 0;
   if (yama >> scope && scope != 0) {
-    std::printf("SKIPPED: kernel.yama.ptrace_scope is %d\n", scope);
+    skip("kernel.yama.ptrace_scope is " + std::to_string(scope));
     return;
   }
   TempDir dir;
@@ -199,7 +202,9 @@ TEST_CASE("same uid without CAP_SYS_PTRACE is permitted (no Yama restriction her
 TEST_CASE("no safe point: the main thread stays inside libc (qsort) past the timeout") {
   TempDir dir;
   auto target = start(python_target("/usr/bin/python3", "libc_spin"));
-  std::this_thread::sleep_for(300ms);  // "ready" comes just before the call into qsort (~3 s)
+  // "ready" comes just before the call into qsort (~3 s of CPU): 100 ms of CPU after it are spent there.
+  const auto at_ready = cpu_time(target.pid());
+  REQUIRE(wait_until([&] { return cpu_time(target.pid()) >= at_ready + 100ms; }));
   inj::InjectOptions options;
   options.timeout = 400ms;
   auto result = inj::inject(target.pid(), payload_library(), kStart, dir.file("out"), options);
@@ -240,7 +245,7 @@ TEST_CASE("a job-control stopped target is refused, and stays stopped") {
   TempDir dir;
   auto target = start(python_target("/usr/bin/python3", "idle"));
   kill(target.pid(), SIGSTOP);
-  std::this_thread::sleep_for(50ms);
+  REQUIRE(wait_until([&] { return process_state(target.pid()) == 'T'; }));
   auto result = inj::inject(target.pid(), payload_library(), kStart, dir.file("out"));
   check_error(result, inj::InjectError::TargetStopped, "kill -CONT " + std::to_string(target.pid()));
   kill(target.pid(), SIGCONT);

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -136,24 +137,33 @@ std::vector<std::string> python_target(const std::string& interpreter, const std
 
 std::string pyenv_interpreter(const std::string& series) {
   std::error_code error;
-  std::string best;
-  int best_micro = -1;
+  std::filesystem::path newest;
+  int newest_micro = -1;
   for (const auto& entry : std::filesystem::directory_iterator("/root/.pyenv/versions", error)) {
     std::string name = entry.path().filename().string();
     if (name.rfind(series + ".", 0) != 0) continue;
     std::string micro = name.substr(series.size() + 1);
     if (micro.empty() || micro.find_first_not_of("0123456789") != std::string::npos) continue;
-    for (const char* binary : {"/bin/python3", "/bin/python"}) {
-      std::string path = entry.path().string() + binary;
-      if (access(path.c_str(), X_OK) == 0 && std::stoi(micro) > best_micro) {
-        best = path;
-        best_micro = std::stoi(micro);
-        break;
-      }
+    if (std::stoi(micro) > newest_micro) {
+      newest = entry.path();
+      newest_micro = std::stoi(micro);
     }
   }
-  return best;
+  if (newest.empty()) return {};
+  // Installed: its interpreter, even one that does not run (the test then fails rather than skips).
+  return std::filesystem::exists(newest / "bin/python3") ? newest / "bin/python3" : newest / "bin/python";
 }
+
+namespace {
+bool skipped = false;
+}
+
+void skip(const std::string& reason) {
+  std::printf("SKIPPED: %s\n", reason.c_str());
+  skipped = true;
+}
+
+bool any_skipped() { return skipped; }
 
 TempDir::TempDir(const std::string& parent) {
   std::string pattern = parent + "/hotd-attach-test-XXXXXX";
@@ -172,6 +182,38 @@ std::string read_file(const std::string& path) {
   std::ostringstream content;
   content << in.rdbuf();
   return content.str();
+}
+
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (!condition()) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+namespace {
+// The fields of /proc/<pid>/stat after the command name, from the state on; empty when it is gone.
+std::vector<std::string> stat_fields(pid_t pid) {
+  const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  std::istringstream rest(stat.substr(stat.rfind(')') + 1));
+  std::vector<std::string> fields;
+  for (std::string field; rest >> field;) fields.push_back(field);
+  return fields;
+}
+}  // namespace
+
+char process_state(pid_t pid) {
+  const auto fields = stat_fields(pid);
+  return fields.empty() ? 0 : fields[0][0];
+}
+
+std::chrono::milliseconds cpu_time(pid_t pid) {
+  const auto fields = stat_fields(pid);
+  if (fields.size() < 13) return 0ms;
+  const long ticks = std::stol(fields[11]) + std::stol(fields[12]);  // utime + stime
+  return std::chrono::milliseconds(ticks * 1000 / sysconf(_SC_CLK_TCK));
 }
 
 int count_lines(const std::string& text) { return static_cast<int>(std::count(text.begin(), text.end(), '\n')); }

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -49,8 +50,14 @@ std::string payload_library();
 std::vector<std::string> python_target(const std::string& interpreter, const std::string& mode,
                                        const std::vector<std::string>& extra = {});
 
-// bin/python (python3 if present) of the newest /root/.pyenv/versions/<series>.N, or empty.
+// bin/python3 (bin/python if it has none) of the newest /root/.pyenv/versions/<series>.N, or empty
+// when there is none: the only case a test may skip for.
 std::string pyenv_interpreter(const std::string& series);
+
+// What this machine lacks for a test (a missing interpreter): printed as "SKIPPED: <reason>". A run in
+// which something was skipped and nothing failed exits 77 (main.cpp), which ctest reports as skipped.
+void skip(const std::string& reason);
+bool any_skipped();
 
 // A fresh directory removed with its content at destruction.
 class TempDir {
@@ -65,6 +72,12 @@ class TempDir {
 };
 
 std::string read_file(const std::string& path);
+// Polls `condition` until it holds (true) or the timeout passes (false).
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 5000ms);
+// The state of `pid` in /proc/<pid>/stat (`R` running, `S` asleep in a system call, `T` stopped), 0
+// when it is gone; and the CPU time it used.
+char process_state(pid_t pid);
+std::chrono::milliseconds cpu_time(pid_t pid);
 // Polls until `path` holds at least `lines` lines, or the timeout passes; returns the content.
 std::string wait_for_file_lines(const std::string& path, int lines, std::chrono::milliseconds timeout = 5000ms);
 int count_lines(const std::string& text);

@@ -26,6 +26,16 @@ def wait_for(predicate, timeout=10.0, interval=0.02, message="condition"):
     raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, message))
 
 
+def pyenv_python(series):
+    """bin/python3 of the newest pyenv CPython `series`.N, or None when pyenv has none: the only case in
+    which a test may skip for it (an installed interpreter that does not run makes the test fail)."""
+    versions = os.path.join(os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv"), "versions")
+    prefix = series + "."
+    micros = [int(name[len(prefix):]) for name in (os.listdir(versions) if os.path.isdir(versions) else ())
+              if name.startswith(prefix) and name[len(prefix):].isdigit()]
+    return os.path.join(versions, "%s.%d" % (series, max(micros)), "bin", "python3") if micros else None
+
+
 def kill_if_alive(pid):
     """For cleanups: a process the test started indirectly (a worker, a forked child) may be gone."""
     try:
@@ -34,14 +44,20 @@ def kill_if_alive(pid):
         pass
 
 
+def process_state(pid):
+    """The state of `pid` in /proc (`R` running, `S` asleep in a system call, `T` stopped, `Z` a zombie),
+    or None when there is no such process."""
+    try:
+        with open("/proc/%d/stat" % pid) as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
 def process_gone(pid):
     """Whether `pid` has exited: no such process, or a zombie nobody reaped yet (a daemon's parent is
     init, which in a container may never reap it)."""
-    try:
-        with open("/proc/%d/stat" % pid) as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
+    return process_state(pid) in (None, "Z")
 
 
 def frame(message):
@@ -239,6 +255,20 @@ class HotdTestCase(unittest.TestCase):
             return False
 
         wait_for(ready, message="process %d to register with the daemon" % process.pid)
+
+    def next_lines(self, process, since, count=2):
+        """The next `count` whole lines `process` prints after the first `since` characters of its output
+        (the line it was printing then is left out: it may have been computed before), once printed."""
+        def lines():
+            whole = self.output(process)[since:].split("\n")[1:-1]
+            return whole[:count] if len(whole) >= count else None
+
+        return wait_for(lines, message="%d more lines from process %d" % (count, process.pid))
+
+    def saves(self):
+        """The saves in `hotd log`, oldest first."""
+        entries = json.loads(self.hotd("log", "--json").stdout)["entries"]
+        return [entry for entry in entries if entry["origin"] == "save"]
 
     def wait_output(self, process, text, timeout=10.0):
         try:

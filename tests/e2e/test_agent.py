@@ -5,7 +5,6 @@ multiprocessing's spawn and forkserver methods) getting agents of their own."""
 import json
 import os
 import subprocess
-import time
 import unittest
 
 from hotd_testing import PYTHON, HotdTestCase, kill_if_alive, wait_for
@@ -305,7 +304,8 @@ class NewInterpreters(HotdTestCase):
         inheriting = self.start_child(process, "spawn")
         cleaned = [self.start_child(process, how) for how in ("spawn-empty-env", "spawn-pythonpath-only")]
         wait_for(lambda: inheriting in self.attached_pids(), message="the child that inherits the environment to register")
-        time.sleep(0.5)
+        # A child's agent registers before its program runs (hotd_start.wait_for_registration): one the
+        # cleaned children had started would be listed now that they print.
         self.assertFalse(set(cleaned) & set(self.attached_pids()))
 
     def test_detached_process_starts_no_agents(self):
@@ -316,7 +316,9 @@ class NewInterpreters(HotdTestCase):
         self.hotd("detach", str(process.pid))
         wait_for(lambda: process.pid not in self.attached_pids(), message="the program to leave `hotd ps`")
         after = [self.start_child(process, how) for how in ("fork", "spawn")]
-        time.sleep(1.0)
+        # Now that they print: a spawned child's agent would have registered before its program ran; a
+        # forked child's would be a second thread, started by the fork hook before the child went on.
+        self.assertEqual(os.listdir("/proc/%d/task" % after[0]), [str(after[0])])
         self.assertFalse(set(after) & set(self.attached_pids()))
         self.assertTrue(set(before) <= set(self.attached_pids()))
 

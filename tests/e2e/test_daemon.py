@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import unittest
 
 from hotd_testing import HOTD, HotdTestCase, RpcClient, wait_for
@@ -175,7 +174,6 @@ class Patching(HotdTestCase):
         app = self.write("app.py", loop_app(1))
         process = self.start(app)
         self.wait_output(process, "value=")  # the program runs: a user saves now
-        time.sleep(0.2)  # watches are set up when the process registers
         with open(app, "w") as out:  # truncate, then write: no transient empty version may be applied
             out.write(loop_app(2))
         self.wait_output(process, "value=2")
@@ -198,9 +196,8 @@ class Patching(HotdTestCase):
         self.assertEqual(statuses[-1], "applied")
         self.assertIn("superseded", statuses)  # the burst coalesced
         self.assertTrue(set(statuses) <= {"applied", "superseded"}, statuses)
-        self.wait_output(process, "value=30")
-        time.sleep(0.3)
-        self.assertEqual(self.output(process).strip().splitlines()[-1], "value=30")
+        # Every save has answered: what the process prints from now on is the last version, never an older one.
+        self.assertEqual(self.next_lines(process, len(self.output(process))), ["value=30", "value=30"])
         client.close()
 
     def test_process_that_exits_mid_patch_is_reported_and_the_daemon_carries_on(self):
@@ -221,11 +218,12 @@ class Patching(HotdTestCase):
         app = self.write("app.py", LOOP_APP.replace(
             "        time.sleep(0.05)",
             "        time.sleep(0.05)\n        if value() == 1 and __import__('os').path.exists(__file__ + '.hold'):\n"
+            "            print('holding', flush=True)\n"
             "            import ctypes; ctypes.PyDLL(None).sleep(3)  # a C call that keeps the GIL"))
         process = self.start(app, options=["--no-watch"])
         self.wait_output(process, "value=")  # the program runs: a user saves now
         open(app + ".hold", "w").close()
-        time.sleep(0.3)
+        self.wait_output(process, "holding")
         self.write("app.py", loop_app(2))
         result = self.hotd("patch", app, check=False)
         self.assertEqual(result.returncode, 1)
@@ -240,10 +238,8 @@ class Patching(HotdTestCase):
         self.wait_output(process, "value=")  # the program runs: a user saves now
         self.kill_daemon()
         wait_for(lambda: self.hotd("status", check=False).returncode == 1, message="the daemon to be gone")
-        printed = len(self.output(process))
-        time.sleep(0.3)
+        self.next_lines(process, len(self.output(process)))  # unharmed, still working
         self.assertIsNone(process.poll())
-        self.assertGreater(len(self.output(process)), printed)  # unharmed, still working
         self.hotd("ps")  # a new daemon; the agent reconnects on its own
         self.wait_attached(process)
         self.write("app.py", loop_app(9))
@@ -259,12 +255,11 @@ class Patching(HotdTestCase):
         self.wait_output(process, "value=2")
         self.hotd("detach", str(process.pid))
         wait_for(lambda: process.pid not in self.attached_pids(), message="the process to detach")
-        time.sleep(0.2)
-        self.assertIsNone(process.poll())
+        self.next_lines(process, len(self.output(process)))  # it runs on
         self.write("app.py", loop_app(3))
         self.assertIn("no attached process", self.hotd("patch", app).stdout)
-        time.sleep(0.2)
-        self.assertTrue(self.output(process).strip().endswith("value=2"))
+        # The save has answered: had it reached the process, what it prints next would say so.
+        self.assertEqual(self.next_lines(process, len(self.output(process))), ["value=2", "value=2"])
 
 
 if __name__ == "__main__":

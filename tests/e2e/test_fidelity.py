@@ -3,25 +3,18 @@ right after the program says it is ready, nothing waits on what the daemon knows
 process runs beside the suite. Each test runs on Debian's python3 and on pyenv's 3.8 and 3.13 (a
 missing interpreter is a visible skip)."""
 
-import glob
 import os
 import subprocess
 import sys
 import threading
 import unittest
 
-from hotd_testing import PYTHON, HotdTestCase, wait_for
-
-PYENV_ROOT = os.environ.get("PYENV_ROOT", "/root/.pyenv")
+from hotd_testing import PYTHON, HotdTestCase, pyenv_python, wait_for
 
 
 def interpreters():
     """(name, path or None) for the system Python, 3.8 and 3.13."""
-    found = [("system", PYTHON)]
-    for version in ("3.8", "3.13"):
-        matches = sorted(glob.glob(os.path.join(PYENV_ROOT, "versions", version + ".*", "bin", "python3")))
-        found.append((version, matches[-1] if matches else None))
-    return found
+    return [("system", PYTHON)] + [(version, pyenv_python(version)) for version in ("3.8", "3.13")]
 
 
 class Burner(object):

@@ -1,7 +1,6 @@
 """`hotd run` must be as close to a plain `python` run as possible: argv, sys.path[0], __file__,
 the __main__ module (pickling its classes), stdin, exit status, tracebacks, `-m`."""
 
-import glob
 import json
 import os
 import signal
@@ -9,7 +8,7 @@ import subprocess
 import time
 import unittest
 
-from hotd_testing import HOTD, PYTHON, HotdTestCase
+from hotd_testing import HOTD, PYTHON, HotdTestCase, pyenv_python
 
 PROBE = """\
 import json, os, pickle, sys
@@ -35,8 +34,7 @@ sys.exit(int(sys.argv[-1]) if sys.argv[-1].isdigit() else 0)
 
 
 # Python 3.8 keeps a script's path as given on the command line in __file__ and co_filename.
-PYTHON38 = (sorted(glob.glob(os.path.join(os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv")), "versions",
-                                          "3.8.*", "bin", "python3"))) or [None])[-1]
+PYTHON38 = pyenv_python("3.8")
 
 RELATIVE_SCRIPT = """\
 import sys, traceback

@@ -18,11 +18,7 @@ namespace {
 // Reports the first differing line, which is far more readable than two whole models.
 void check_same_model(const Module& incremental, const Module& fresh, const std::string& what) {
   const std::string difference = testing::first_difference(incremental, fresh);
-  if (difference.empty()) {
-    CHECK(true);
-    return;
-  }
-  FAIL_CHECK(what << ": incremental model (left) differs from a fresh parse (right) " << difference);
+  CHECK_MESSAGE(difference.empty(), what << ": incremental model (left) differs from a fresh parse (right) " << difference);
 }
 
 const parser::Definition& find(const Module& module, const std::string& qualname, unsigned occurrence = 0) {

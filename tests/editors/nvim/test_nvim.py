@@ -7,7 +7,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -101,12 +100,20 @@ class NeovimPlugin(HotdTestCase):
         wait_for(lambda: os.path.exists(self.result_path), timeout=60, message="the Neovim session to finish its edits")
         seen = read_json(self.result_path)
         self.assertIsNone(seen.get("failure"), seen)
-        time.sleep(0.5)  # the last message and the diagnostic's virtual text are drawn
+        expected = ['return "hello from neovim"',
+                    "W     y: int = 0     ■ fields of dataclass `Point` changed",  # sign and virtual text
+                    "hotd: app.py in pid %d: partial\n  rude statement (line 8)" % self.process.pid]
+        screens = []
+
+        def drawn():  # the last message and the diagnostic's virtual text come after the edits end
+            screens.append(subprocess.run(tmux + ["capture-pane", "-p"], check=True, capture_output=True, text=True).stdout)
+            return all(text in screens[-1] for text in expected)
+
+        try:
+            wait_for(drawn, message="the screen to show the patch and its diagnostic")
+        except AssertionError as error:
+            raise AssertionError("%s; the screen:\n%s" % (error, screens[-1])) from None
         screen = subprocess.run(tmux + ["capture-pane", "-p", "-e"], check=True, capture_output=True, text=True).stdout
-        plain = subprocess.run(tmux + ["capture-pane", "-p"], check=True, capture_output=True, text=True).stdout
-        self.assertIn('return "hello from neovim"', plain)
-        self.assertIn("W     y: int = 0     ■ fields of dataclass `Point` changed", plain)  # sign and virtual text
-        self.assertIn("hotd: app.py in pid %d: partial\n  rude statement (line 8)" % self.process.pid, plain)
         self.save_screenshot(screen, "nvim-rude-edit.png")
 
     def save_screenshot(self, ansi_screen, name):
