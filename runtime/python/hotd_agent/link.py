@@ -55,7 +55,7 @@ _running_sources = {}
 _drifts = {}
 _unverified = set()  # files whose text was read after their import: compared with the live code
 _importing = {}  # file path -> time.monotonic() when its module's top level started running
-_unwatched_running_since = {}  # file path -> when a drain first saw an unwatched import's top level run
+_unwatched_running_since = {}  # file path -> when a drain first saw an unwatched import unfinished
 _next_request_id = [1]
 _import_watch = []  # the meta path entry, once installed
 _awaited_imports = {}  # module name -> True, while an unwatched import may still be running
@@ -255,14 +255,21 @@ def _drift_of(module, text):
 # --- What the process imports ----------------------------------------------------------------------
 
 def _imports_under_way():
-    """Files of user modules whose top level started running less than LONG_IMPORT_SECONDS ago and
-    runs still. Watched imports say so themselves (they wake the agent when they end); any other (an
-    import before the agent registered, a loader called by hand as importlib's docs show) is found
-    as a `<module>` frame running the module's namespace, and is polled for (`drain_again`)."""
+    """Files of user modules whose import began less than LONG_IMPORT_SECONDS ago and has not ended.
+    Watched imports say so themselves (they wake the agent when they end). Any other (an import
+    before the agent registered, a loader called by hand as importlib's docs show) is found as a
+    module in sys.modules whose top level has not started (exec puts `__builtins__` in its namespace
+    first) or as a `<module>` frame running its namespace; it is polled for (`drain_again`)."""
     global drain_again
     now = time.monotonic()
     under_way = {path for path, started in _importing.items() if now - started < LONG_IMPORT_SECONDS}
-    seen_running = set()
+    unfinished = set()
+    for name, module in list(sys.modules.items()):
+        namespace = getattr(module, "__dict__", None)
+        path = getattr(module, "__file__", None)
+        if isinstance(namespace, dict) and "__builtins__" not in namespace and isinstance(path, str) \
+                and path.endswith(".py"):
+            unfinished.add(os.path.abspath(path))
     for frame in _top_level_frames():
         name = frame.f_globals.get("__name__")
         module = sys.modules.get(name) if isinstance(name, str) else None
@@ -270,11 +277,11 @@ def _imports_under_way():
         # A running script's top level is its main loop, never an import under way.
         if (name not in ("__main__", "__mp_main__") and isinstance(path, str)
                 and getattr(module, "__dict__", None) is frame.f_globals):
-            seen_running.add(os.path.abspath(path))
+            unfinished.add(os.path.abspath(path))
     for path in list(_unwatched_running_since):
-        if path not in seen_running:
+        if path not in unfinished:
             del _unwatched_running_since[path]
-    for path in seen_running - set(_importing):
+    for path in unfinished - set(_importing):
         if now - _unwatched_running_since.setdefault(path, now) < LONG_IMPORT_SECONDS:
             under_way.add(path)
             drain_again = True
