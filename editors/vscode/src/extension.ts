@@ -11,7 +11,7 @@ import {
   State,
   Trace,
 } from "vscode-languageclient/node";
-import { findHotd } from "./hotdExecutable";
+import { findHotd, notFoundMessage } from "./hotdExecutable";
 import {
   AttachedProcess,
   PATCHED_NOTIFICATION,
@@ -48,9 +48,11 @@ class HotdExtension implements vscode.Disposable {
 
   async start(): Promise<void> {
     const { path: setting, verbosity } = settings();
-    this.hotdPath = findHotd(setting);
+    const folders = (vscode.workspace.workspaceFolders ?? []).map((folder) => folder.uri.fsPath);
+    const search = findHotd(setting, folders);
+    this.hotdPath = search.found;
     if (!this.hotdPath) {
-      const message = `hotd: cannot find the hotd executable "${setting}". Install hotd or set "hotd.path" to its full path.`;
+      const message = notFoundMessage(setting, search);
       this.status.setProblem(message);
       this.output.appendLine(message);
       const choice = await vscode.window.showErrorMessage(message, "Open Settings");

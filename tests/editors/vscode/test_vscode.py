@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import unittest
 import urllib.request
 
@@ -148,6 +149,57 @@ class VSCodeExtension(HotdTestCase):
     def code_server_log(self):
         with open(os.path.join(self.work, "code-server.log")) as log:
             return log.read()[-3000:]
+
+
+CHECK_FIND_HOTD = r"""
+const assert = require("assert");
+const fs = require("fs");
+const path = require("path");
+const { findHotd, notFoundMessage } = require(process.argv[2]);
+const [home, folder] = process.argv.slice(3);
+const installed = path.join(home, ".local", "bin", "hotd");
+const built = path.join(folder, "build", "server", "hotd");
+
+// Not on the extension host's PATH, not installed anywhere: every place looked at is named.
+let search = findHotd("hotd", [folder], "/nonexistent-bin", home);
+assert.strictEqual(search.found, undefined);
+assert.ok(search.tried.includes(installed) && search.tried.includes(built), search.tried.join(" "));
+const message = notFoundMessage("hotd", search, "/nonexistent-bin");
+assert.ok(message.includes("PATH") && message.includes(installed) && message.includes(built), message);
+
+// The build of a checkout among the workspace folders.
+fs.mkdirSync(path.dirname(built), { recursive: true });
+fs.writeFileSync(built, "#!/bin/sh\n", { mode: 0o755 });
+assert.strictEqual(findHotd("hotd", [folder], "/nonexistent-bin", home).found, built);
+// ~/.local/bin (the setup script's prefix) comes first: an installed hotd over a build.
+fs.mkdirSync(path.dirname(installed), { recursive: true });
+fs.writeFileSync(installed, "#!/bin/sh\n", { mode: 0o755 });
+assert.strictEqual(findHotd("hotd", [folder], "/nonexistent-bin", home).found, installed);
+// An explicit path is the only place looked at.
+search = findHotd("/nowhere/hotd", [folder], "/nonexistent-bin", home);
+assert.deepStrictEqual(search, { tried: ["/nowhere/hotd"] });
+assert.ok(notFoundMessage("/nowhere/hotd", search, "/bin").includes("(looked in /nowhere/hotd)"));
+console.log("ok");
+"""
+
+
+class FindHotd(unittest.TestCase):
+    """Where the extension looks for hotd when it is not on the extension host's PATH (which VS Code
+    reads from the login shell, not from the shell that started the editor): the extension's own
+    module, bundled as the extension is, run by node."""
+
+    def test_installed_and_checkout_builds_are_found_and_a_miss_names_every_place_looked_at(self):
+        work = tempfile.mkdtemp(prefix="hotd-find-")
+        self.addCleanup(shutil.rmtree, work, True)
+        bundle = os.path.join(work, "find_hotd.cjs")
+        extension = os.path.join(ROOT, "editors", "vscode")
+        subprocess.run([os.path.join(extension, "node_modules", ".bin", "esbuild"), "src/hotdExecutable.ts", "--bundle",
+                        "--platform=node", "--format=cjs", "--outfile=" + bundle], cwd=extension, check=True,
+                       capture_output=True, timeout=60)
+        check = subprocess.run(["node", "-e", CHECK_FIND_HOTD, "node", bundle, os.path.join(work, "home"),
+                                os.path.join(work, "project")], capture_output=True, text=True, timeout=60)
+        self.assertEqual(check.returncode, 0, check.stderr)
+        self.assertEqual(check.stdout, "ok\n")
 
 
 if __name__ == "__main__":
