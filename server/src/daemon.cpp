@@ -204,6 +204,9 @@ class Daemon : public LspBackend, public WebHost {
     return session;
   }
   void close_editor(const std::shared_ptr<LspSession>& session) override { editors_.erase(session); }
+  void processes_changed() {
+    for (const auto& editor : std::vector(editors_.begin(), editors_.end())) editor->processes_changed();
+  }
 
   // WebHost
   void adopt_agent(int fd, const std::string& buffered, const std::string& peer) override {
@@ -683,6 +686,7 @@ void Daemon::closed(const std::shared_ptr<Connection>& connection) {
     }
     watches_.erase(agent);
     complete(coordinator_.remove_agent(agent));
+    processes_changed();
   }
 }
 
@@ -812,6 +816,7 @@ void Daemon::handle_agent(const std::shared_ptr<Connection>& connection, const j
     connection->send({{"jsonrpc", "2.0"}, {"id", message.value("id", json())},
                       {"result", {{"agent", id}, {"watching", watching}}}});
     catch_up(id, info.pid, loaded.changed_on_disk);
+    processes_changed();
     return;
   }
   if (method == "agent/imported") {

@@ -596,6 +596,11 @@ std::optional<LspSession::Outcome> LspSession::on_code_lens(const json&, const j
   return Outcome::ok(lenses);
 }
 
+void LspSession::processes_changed() {
+  if (state_ != State::Running || closed_) return;
+  notify("hotd/processesChanged", {{"processes", backend_.status()["processes"]}});
+}
+
 void LspSession::record_patched(const TicketResult& result) {
   const auto now = std::chrono::steady_clock::now();
   bool recorded = false;

@@ -261,6 +261,17 @@ class EditorSession(HotdTestCase):
         self.assertNotIn(target.pid, [p["pid"] for p in listed.get("processes", listed)])
         self.assertIsNone(target.poll(), "the target kept running")
 
+    def test_editors_are_told_when_processes_come_and_go(self):
+        def pids_announced():
+            changed = self.editor.notification("hotd/processesChanged")
+            return sorted(process["pid"] for process in changed["processes"])
+
+        second = self.start(self.app, options=self.run_options)
+        self.assertEqual(pids_announced(), sorted([self.process.pid, second.pid]))
+        second.kill()
+        second.wait()
+        self.assertEqual(pids_announced(), [self.process.pid])
+
     def test_the_bridge_exits_non_zero_when_the_daemon_goes_away(self):
         self.hotd("stop")
         self.assertEqual(self.bridge.wait(10), 1)

@@ -136,7 +136,12 @@ function M.start()
     name = "hotd",
     cmd = config.cmd,
     root_dir = vim.loop.cwd(),
-    handlers = { ["hotd/patched"] = on_patched },
+    handlers = {
+      ["hotd/patched"] = on_patched,
+      ["hotd/processesChanged"] = function(_, changed)
+        processes = changed.processes or {}
+      end,
+    },
     on_init = function()
       vim.schedule(function()
         refresh_processes() -- the statusline counts the processes attached before this editor

@@ -15,6 +15,7 @@ import { findHotd, notFoundMessage } from "./hotdExecutable";
 import {
   AttachedProcess,
   PATCHED_NOTIFICATION,
+  PROCESSES_CHANGED_NOTIFICATION,
   PatchedParams,
   describePatch,
   describeProcess,
@@ -24,8 +25,6 @@ import {
 } from "./protocol";
 import { listRunningPythons } from "./pythonProcesses";
 import { HotdStatusBar } from "./statusBar";
-
-const REFRESH_INTERVAL_MS = 5000;
 
 type Verbosity = "errors" | "normal" | "verbose";
 
@@ -44,7 +43,6 @@ class HotdExtension implements vscode.Disposable {
   private readonly output = vscode.window.createOutputChannel("hotd");
   private readonly serverOutput = vscode.window.createOutputChannel("hotd (language server)");
   private readonly status = new HotdStatusBar();
-  private readonly timer = setInterval(() => void this.refreshProcesses(), REFRESH_INTERVAL_MS);
 
   async start(): Promise<void> {
     const { path: setting, verbosity } = settings();
@@ -72,6 +70,10 @@ class HotdExtension implements vscode.Disposable {
     };
     const client = new LanguageClient("hotd", "hotd", serverOptions, clientOptions);
     client.onNotification(PATCHED_NOTIFICATION, (patched: PatchedParams) => this.onPatched(patched));
+    // The server says when processes come and go: nothing is polled.
+    client.onNotification(PROCESSES_CHANGED_NOTIFICATION, (changed: { processes?: AttachedProcess[] }) =>
+      this.status.setProcesses(changed.processes ?? []),
+    );
     client.onDidChangeState((change) => {
       if (change.newState === State.Stopped) this.status.setProblem(`hotd: the language server (${this.hotdPath} lsp) stopped`);
     });
@@ -96,7 +98,6 @@ class HotdExtension implements vscode.Disposable {
   }
 
   async dispose(): Promise<void> {
-    clearInterval(this.timer);
     await this.stopClient();
     this.status.dispose();
     this.output.dispose();

@@ -42,6 +42,9 @@ export interface PatchedParams {
 
 export const PATCHED_NOTIFICATION = "hotd/patched";
 
+/** Sent when a process registers or goes away: the attached processes, as `hotd.listProcesses` answers. */
+export const PROCESSES_CHANGED_NOTIFICATION = "hotd/processesChanged";
+
 /** Statuses that need the user's attention. */
 export function isProblem(status: string): boolean {
   return status === "failed" || status === "partial" || status === "timeout" || status === "rude";
