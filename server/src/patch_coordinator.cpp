@@ -230,7 +230,7 @@ std::optional<Dispatch> PatchCoordinator::make_dispatch(AgentId agent_id, Agent&
   if (save.reload) {  // the agent reads the file itself: neither the baseline nor a plan is needed
     file.in_flight = save_number;
     file.newest_save = save_number;
-    return Dispatch{agent_id, file.path, key, save_number,
+    return Dispatch{agent_id, key, save_number,
                     {{"file", file.path}, {"modules", file.modules}, {"save", save_number}}, "agent/reload"};
   }
   if (!file.baseline) {
@@ -257,7 +257,6 @@ std::optional<Dispatch> PatchCoordinator::make_dispatch(AgentId agent_id, Agent&
   }
   Dispatch dispatch;
   dispatch.agent = agent_id;
-  dispatch.file = file.path;
   dispatch.key = key;
   dispatch.save = save_number;
   dispatch.params = {{"file", file.path},
@@ -317,7 +316,7 @@ PatchCoordinator::SaveOutcome PatchCoordinator::save(const std::string& path, st
   saves_[save_number] = Save{key, std::move(text), ticket_id, false, unsure};
   send_or_queue(key, save_number, targets, outcome.dispatches, outcome.completed);
   for (const AgentId id : unsure) {
-    outcome.dispatches.push_back(Dispatch{id, path, key, save_number, {{"file", path}}, "agent/sync"});
+    outcome.dispatches.push_back(Dispatch{id, key, save_number, {{"file", path}}, "agent/sync"});
   }
   outcome.completed = recorded(std::move(outcome.completed));
   return outcome;
@@ -565,11 +564,6 @@ std::vector<AgentId> PatchCoordinator::agents() const {
   std::vector<AgentId> ids;
   for (const auto& [id, agent] : agents_) ids.push_back(id);
   return ids;
-}
-
-std::size_t PatchCoordinator::file_count(AgentId id) const {
-  const auto found = agents_.find(id);
-  return found == agents_.end() ? 0 : found->second.files.size();
 }
 
 std::vector<std::string> PatchCoordinator::files_of(AgentId id) const {

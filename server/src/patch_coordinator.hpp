@@ -59,7 +59,6 @@ struct LoadedModule {
 // report) before the save is planned for it.
 struct Dispatch {
   AgentId agent = 0;
-  std::string file;     // as the agent spells it
   std::string key;      // canonical path
   std::uint64_t save = 0;
   nlohmann::json params;  // {file, modules, save, plan, source}; {file, modules, save} for a reload; {file} for a sync
@@ -167,7 +166,6 @@ class PatchCoordinator {
   std::optional<std::string> canonical_known(const std::string& path) const;
   const AgentInfo* agent(AgentId id) const;
   std::vector<AgentId> agents() const;
-  std::size_t file_count(AgentId id) const;
   std::vector<std::string> files_of(AgentId id) const;  // canonical paths of the module files it loaded
   nlohmann::json describe_agent(AgentId id) const;
   std::vector<AgentId> agents_with_file(const std::string& key) const;
