@@ -380,6 +380,10 @@ int run_ps(bool as_json) {
 }
 
 int run_patch(const PatchOptions& options) {
+  if (const std::string why = server::not_python_reason(options.path); !why.empty()) {
+    std::cerr << "hotd patch: '" << options.path << "' is " << why << "\n";
+    return kExitUsage;
+  }
   const server::SourceFile file = server::read_source_file(options.path);
   if (!file.text) {
     std::cerr << "hotd patch: cannot read '" << options.path << "': " << file.error << "\n";

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 namespace hotd::server {
 
@@ -64,6 +65,12 @@ SourceFile read_source_file(const std::string& path) {
   if (text.size() > kMaxSourceBytes) return fail(too_large());
   file.text = std::move(text);
   return file;
+}
+
+std::string not_python_reason(const std::string& path) {
+  const std::string extension = std::filesystem::path(path).extension().string();
+  if (extension.empty() || extension == ".py" || extension == ".pyw") return "";
+  return "not a Python file (" + extension + "): hotd patches Python modules (.py, .pyw)";
 }
 
 }  // namespace hotd::server

@@ -21,4 +21,8 @@ struct SourceFile {
 
 SourceFile read_source_file(const std::string& path);
 
+// Why `path` is not a Python module hotd can patch ("not a Python file (.html): ..."), or empty: names
+// ending in .py or .pyw, and names without an extension (scripts such as `manage`), are Python.
+std::string not_python_reason(const std::string& path);
+
 }  // namespace hotd::server

@@ -158,6 +158,15 @@ class Patching(HotdTestCase):
         self.assertEqual(self.hotd("patch", app).returncode, 0)  # the baseline was not disturbed
         self.wait_output(process, "value=5")
 
+    def test_a_file_that_is_not_python_is_refused_as_such(self):
+        template = self.write("templates/page.html", "<p>{{ greeting }}</p>\n")
+        result = self.hotd("patch", template, check=False)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("is not a Python file (.html)", result.stderr)
+        self.assertNotIn("syntax error", result.stdout + result.stderr)
+        script = self.write("manage", "def main():\n    return 1\n")  # a script without an extension is Python
+        self.assertEqual(self.hotd("patch", script, check=False).returncode, 0)
+
     def test_rude_edit_exits_1_and_says_why(self):
         source = "from dataclasses import dataclass\n\n@dataclass\nclass P:\n    x: int = 0\n\n" + LOOP_APP
         app = self.write("app.py", source)
