@@ -205,7 +205,9 @@ class Daemon : public LspBackend, public WebHost {
   }
   void close_editor(const std::shared_ptr<LspSession>& session) override { editors_.erase(session); }
   void processes_changed() {
-    for (const auto& editor : std::vector(editors_.begin(), editors_.end())) editor->processes_changed();
+    if (editors_.empty()) return;
+    const json processes = status()["processes"];  // built once for every editor
+    for (const auto& editor : std::vector(editors_.begin(), editors_.end())) editor->processes_changed(processes);
   }
 
   // WebHost

@@ -596,9 +596,9 @@ std::optional<LspSession::Outcome> LspSession::on_code_lens(const json&, const j
   return Outcome::ok(lenses);
 }
 
-void LspSession::processes_changed() {
+void LspSession::processes_changed(const json& processes) {
   if (state_ != State::Running || closed_) return;
-  notify("hotd/processesChanged", {{"processes", backend_.status()["processes"]}});
+  notify("hotd/processesChanged", {{"processes", processes}});
 }
 
 void LspSession::record_patched(const TicketResult& result) {

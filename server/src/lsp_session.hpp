@@ -85,9 +85,9 @@ class LspSession {
   void python_syntax_checked(TicketId ticket, const std::string& path, const std::string& text,
                              const PythonSyntaxError& error);
 
-  // A process registered or went away: `hotd/processesChanged` with the attached processes, so that
-  // editors show them without polling.
-  void processes_changed();
+  // A process registered or went away: `hotd/processesChanged` with the attached processes (as
+  // hotd.listProcesses lists them), so that editors show them without polling.
+  void processes_changed(const nlohmann::json& processes);
 
   bool initialized() const { return state_ == State::Running; }
 
